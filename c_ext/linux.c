@@ -1,0 +1,81 @@
+/*
+ * minirun's thin wrappers around the Linux system calls Python 3.11 lacks.
+ *
+ * Each function returns what the kernel returns (-1 on failure, with errno
+ * set); minirun/linux/syscalls.py turns failures into OSError.  Nothing here
+ * holds state or allocates: it is a seam, not logic.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/openat2.h>
+
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+
+/* unshare(2): leave the caller's namespaces named in flags (CLONE_NEW*). */
+int mr_unshare(int flags) { return unshare(flags); }
+
+/* setns(2): join the namespace behind fd; nstype 0 accepts any type. */
+int mr_setns(int fd, int nstype) { return setns(fd, nstype); }
+
+/* mount(2); NULL strings are passed through as NULL. */
+int mr_mount(const char *source, const char *target, const char *fstype,
+             unsigned long flags, const char *data)
+{
+    return mount(source, target, fstype, flags, data);
+}
+
+/* umount2(2) */
+int mr_umount2(const char *target, int flags) { return umount2(target, flags); }
+
+/* pivot_root(2) has no glibc wrapper. */
+int mr_pivot_root(const char *new_root, const char *put_old)
+{
+    return (int)syscall(SYS_pivot_root, new_root, put_old);
+}
+
+/* close_range(2): close (or with CLOSE_RANGE_CLOEXEC, mark) fds first..last. */
+int mr_close_range(unsigned int first, unsigned int last, unsigned int flags)
+{
+    return (int)syscall(SYS_close_range, first, last, flags);
+}
+
+/* openat2(2): open a path with RESOLVE_* scoping (e.g. RESOLVE_IN_ROOT). */
+int mr_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode,
+               uint64_t resolve)
+{
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = flags;
+    how.mode = mode;
+    how.resolve = resolve;
+    return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+}
+
+/* setdomainname(2) (Python only has sethostname). */
+int mr_setdomainname(const char *name, size_t len) { return setdomainname(name, len); }
+
+/* prctl(2) for the options python-prctl does not cover (PR_CAP_AMBIENT). */
+int mr_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4,
+             unsigned long a5)
+{
+    return prctl(option, a2, a3, a4, a5);
+}
+
+/* keyctl(2) KEYCTL_JOIN_SESSION_KEYRING: give the container its own keyring. */
+long mr_join_session_keyring(const char *name)
+{
+    return syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, name);
+}

@@ -1,0 +1,167 @@
+"""The OCI bundle: loading and checking config.json, and the default spec.
+
+Where each field is applied:
+  root, mounts, linux.devices, maskedPaths, readonlyPaths,
+  rootfsPropagation, hostname, domainname, linux.sysctl -> minirun/init/rootfs.py
+  process.*  (user, caps, rlimits, env, cwd, args, noNewPrivileges,
+              oomScoreAdj, terminal)                    -> minirun/init/process.py
+  linux.namespaces, linux.uidMappings/gidMappings     -> minirun/runtime/spawn.py
+  linux.resources, linux.cgroupsPath                  -> minirun/cgroups/
+  hooks                                               -> minirun/runtime/hooks.py
+"""
+import json
+import os
+import re
+
+from minirun import OCI_VERSION
+from minirun.errors import ConfigError
+
+NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
+_VERSION_RE = re.compile(r"^1\.\d+\.\d+(-[0-9A-Za-z.+-]+)?$")
+
+
+def load_bundle_config(bundle):
+    """Read and validate <bundle>/config.json; returns the parsed dict."""
+    if not os.path.isdir(bundle):
+        raise ConfigError(f"bundle {bundle} does not exist or is not a directory")
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path) as f:
+            config = json.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file or directory") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: invalid JSON: {e}") from None
+    validate(config)
+    return config
+
+
+def validate(config):
+    if not isinstance(config, dict):
+        raise ConfigError("config.json must hold a JSON object")
+    version = config.get("ociVersion")
+    if not isinstance(version, str) or not _VERSION_RE.match(version):
+        raise ConfigError(f"unsupported ociVersion {version!r}: minirun implements 1.x")
+    root = config.get("root")
+    if not isinstance(root, dict) or not isinstance(root.get("path"), str) or not root["path"]:
+        raise ConfigError("root.path is required")
+    process = config.get("process")
+    if process is not None:
+        validate_process(process)
+    seen = set()
+    for ns in (config.get("linux") or {}).get("namespaces") or []:
+        kind = ns.get("type")
+        if kind not in NAMESPACE_TYPES:
+            raise ConfigError(f"unknown namespace type {kind!r}")
+        if kind in seen:
+            raise ConfigError(f"duplicate namespace type {kind!r}")
+        seen.add(kind)
+    for m in config.get("mounts") or []:
+        dest = m.get("destination")
+        if not isinstance(dest, str) or not dest:
+            raise ConfigError("every mount needs a destination")
+    for hooks in (config.get("hooks") or {}).values():
+        for hook in hooks or []:
+            if not isinstance(hook, dict) or not hook.get("path"):
+                raise ConfigError("every hook needs a path")
+
+
+RLIMIT_NAMES = (
+    "RLIMIT_AS", "RLIMIT_CORE", "RLIMIT_CPU", "RLIMIT_DATA", "RLIMIT_FSIZE", "RLIMIT_LOCKS",
+    "RLIMIT_MEMLOCK", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_NOFILE", "RLIMIT_NPROC",
+    "RLIMIT_RSS", "RLIMIT_RTPRIO", "RLIMIT_RTTIME", "RLIMIT_SIGPENDING", "RLIMIT_STACK",
+)
+
+
+def validate_process(process):
+    from minirun.linux import caps
+
+    if not isinstance(process, dict):
+        raise ConfigError("process must be an object")
+    args = process.get("args")
+    if not isinstance(args, list) or not args or not all(isinstance(a, str) for a in args):
+        raise ConfigError("process.args must be a non-empty list of strings")
+    cwd = process.get("cwd", "/")
+    if not isinstance(cwd, str) or not cwd.startswith("/"):
+        raise ConfigError(f"process.cwd {cwd!r} must be an absolute path")
+    for kind, names in (process.get("capabilities") or {}).items():
+        caps.parse(names, f"process.capabilities.{kind}")
+    seen = set()
+    for rl in process.get("rlimits") or []:
+        kind = rl.get("type")
+        if kind not in RLIMIT_NAMES:
+            raise ConfigError(f"unknown rlimit type {kind!r}")
+        if kind in seen:
+            raise ConfigError(f"duplicate rlimit {kind!r}")
+        seen.add(kind)
+        if rl.get("soft", 0) > rl.get("hard", 0):
+            raise ConfigError(f"{kind}: soft limit is greater than the hard limit")
+    user = process.get("user") or {}
+    for key in ("uid", "gid"):
+        if not isinstance(user.get(key, 0), int):
+            raise ConfigError(f"process.user.{key} must be a number")
+
+
+def namespaces(config):
+    """{type: path-or-None} for the namespaces in linux.namespaces."""
+    return {ns["type"]: ns.get("path") or None
+            for ns in (config.get("linux") or {}).get("namespaces") or []}
+
+
+def rootfs_path(bundle, config):
+    path = config["root"]["path"]
+    return os.path.normpath(path if os.path.isabs(path) else os.path.join(bundle, path))
+
+
+def default_spec(rootless=False):
+    """The config.json `minirun spec` writes: runc's defaults, a shell as process."""
+    caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+    spec = {
+        "ociVersion": OCI_VERSION,
+        "process": {
+            "terminal": True,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh"],
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                    "TERM=xterm"],
+            "cwd": "/",
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps,
+                             "ambient": caps},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": True,
+        },
+        "root": {"path": "rootfs", "readonly": True},
+        "hostname": "minirun",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620",
+                         "gid=5"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+             "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+             "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
+        ],
+        "linux": {
+            "resources": {"devices": [{"allow": False, "access": "rwm"}]},
+            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount",
+                                                  "cgroup")],
+            "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
+                            "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+                            "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
+            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
+                              "/proc/sysrq-trigger"],
+        },
+    }
+    if rootless:
+        spec["linux"]["namespaces"].append({"type": "user"})
+        spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": os.getuid(), "size": 1}]
+        spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": os.getgid(), "size": 1}]
+        spec["linux"].pop("resources")
+    return spec
