@@ -1,0 +1,174 @@
+"""compile_filter / write_filter_fd: validation and program shape (no filter is loaded here)."""
+import errno
+import fcntl
+import os
+import struct
+import subprocess
+import sys
+
+import pytest
+
+from minirun.errors import ConfigError
+from minirun.linux import seccomp
+from seccomp_profiles import DOCKER_SHAPED
+
+BLOCK_MKDIR = {
+    "defaultAction": "SCMP_ACT_ALLOW",
+    "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
+}
+
+
+def insns(program):
+    return [struct.unpack("=HBBI", program[i:i + 8]) for i in range(0, len(program), 8)]
+
+
+def returns(program):
+    """The constants the program can return (BPF_RET|BPF_K instructions)."""
+    return {k for code, _, _, k in insns(program) if code == 0x06}
+
+
+def with_(base, **changes):
+    profile = dict(base)
+    profile.update(changes)
+    return profile
+
+
+def test_nothing_to_load():
+    assert seccomp.compile_filter(None) == (None, 0)
+    assert seccomp.compile_filter({}) == (None, 0)
+    assert seccomp.write_filter_fd(None) == (-1, 0)
+
+
+def test_minimal_profile_is_a_program():
+    program, flags = seccomp.compile_filter(BLOCK_MKDIR)
+    assert program and len(program) % 8 == 0
+    assert seccomp.ACT_ERRNO | errno.EPERM in returns(program)
+    assert seccomp.ACT_ALLOW in returns(program)
+    # runc's default when `flags` is absent: SPEC_ALLOW.
+    assert flags == 4
+
+
+def test_errno_ret_is_in_the_program():
+    program, _ = seccomp.compile_filter(with_(BLOCK_MKDIR, syscalls=[
+        {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.ENOSPC}]))
+    assert seccomp.ACT_ERRNO | errno.ENOSPC in returns(program)
+    assert seccomp.ACT_ERRNO | errno.EPERM not in returns(program)
+
+
+def test_errno_defaults_to_eperm():
+    program, _ = seccomp.compile_filter(with_(BLOCK_MKDIR, syscalls=[
+        {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]))
+    assert seccomp.ACT_ERRNO | errno.EPERM in returns(program)
+
+
+@pytest.mark.parametrize("names,expected", [
+    ([], 0),
+    (["SECCOMP_FILTER_FLAG_LOG"], 2),
+    (["SECCOMP_FILTER_FLAG_SPEC_ALLOW"], 4),
+    (["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG",
+      "SECCOMP_FILTER_FLAG_SPEC_ALLOW"], 7),
+])
+def test_flags(names, expected):
+    assert seccomp.compile_filter(with_(BLOCK_MKDIR, flags=names))[1] == expected
+
+
+def test_unknown_syscall_names_are_skipped():
+    known, _ = seccomp.compile_filter(BLOCK_MKDIR)
+    with_unknown, _ = seccomp.compile_filter(with_(BLOCK_MKDIR, syscalls=[
+        {"names": ["mkdir", "no_such_syscall_at_all"], "action": "SCMP_ACT_ERRNO",
+         "errnoRet": 1}]))
+    assert with_unknown == known
+
+
+def test_rule_equal_to_default_is_dropped():
+    allow_all, _ = seccomp.compile_filter({"defaultAction": "SCMP_ACT_ALLOW"})
+    redundant, _ = seccomp.compile_filter({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"}]})
+    assert redundant == allow_all
+
+
+@pytest.mark.parametrize("profile,message", [
+    ({"defaultAction": "SCMP_ACT_BOGUS"}, "SCMP_ACT_BOGUS is not a valid action"),
+    (with_(BLOCK_MKDIR, syscalls=[{"names": ["mkdir"], "action": "SCMP_ACT_NOPE"}]),
+     "syscalls[0].action: string SCMP_ACT_NOPE is not a valid action"),
+    (with_(BLOCK_MKDIR, syscalls=[{"names": ["mkdir"]}]), "not a valid action"),
+    (with_(BLOCK_MKDIR, syscalls=[{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]),
+     "SCMP_ACT_NOTIFY"),
+    ({"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/run/agent.sock"},
+     "SCMP_ACT_NOTIFY"),
+    ({"defaultAction": "SCMP_ACT_ALLOW", "defaultErrnoRet": 1}, "errnoRet is only valid"),
+    (with_(BLOCK_MKDIR, syscalls=[{"names": ["mkdir"], "action": "SCMP_ACT_KILL",
+                                   "errnoRet": 1}]), "errnoRet is only valid"),
+    (with_(BLOCK_MKDIR, syscalls=[{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO",
+                                   "errnoRet": 70000}]), "errnoRet"),
+    (with_(BLOCK_MKDIR, syscalls=[{"names": [], "action": "SCMP_ACT_ERRNO"}]),
+     "at least one syscall"),
+    (with_(BLOCK_MKDIR, syscalls=[{"names": ["kill"], "action": "SCMP_ACT_ERRNO", "args": [
+        {"index": 1, "value": 15, "op": "SCMP_CMP_ALMOST"}]}]),
+     "SCMP_CMP_ALMOST is not a valid operator"),
+    (with_(BLOCK_MKDIR, syscalls=[{"names": ["kill"], "action": "SCMP_ACT_ERRNO", "args": [
+        {"index": 6, "value": 15, "op": "SCMP_CMP_EQ"}]}]), "index"),
+    (with_(BLOCK_MKDIR, syscalls=[{"names": ["kill"], "action": "SCMP_ACT_ERRNO", "args": [
+        {"index": 1, "value": -1, "op": "SCMP_CMP_EQ"}]}]), "value"),
+    (with_(BLOCK_MKDIR, architectures=["SCMP_ARCH_VAX"]), "SCMP_ARCH_VAX is not a valid arch"),
+    (with_(BLOCK_MKDIR, flags=["SECCOMP_FILTER_FLAG_BOGUS"]), "not known to minirun"),
+    (with_(BLOCK_MKDIR, flags=["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]), "not supported"),
+    ({"syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]},
+     "defaultAction is required"),
+])
+def test_rejected(profile, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        seccomp.compile_filter(profile)
+    # and nothing half-made is returned by the fd variant either
+    with pytest.raises(ConfigError):
+        seccomp.write_filter_fd(profile)
+
+
+def test_listener_path_without_notify_is_ignored():
+    # runtime-spec: "If the SCMP_ACT_NOTIFY action is not used this value is ignored."
+    plain, _ = seccomp.compile_filter(BLOCK_MKDIR)
+    with_listener, _ = seccomp.compile_filter(with_(BLOCK_MKDIR, listenerPath="/run/a.sock",
+                                                    listenerMetadata="x"))
+    assert with_listener == plain
+
+
+def test_enosys_stub_for_deny_by_default_profiles():
+    program, _ = seccomp.compile_filter(DOCKER_SHAPED)
+    enosys = seccomp.ACT_ERRNO | errno.ENOSYS
+    code = insns(program)
+    # The stub comes first: load arch, compare with x86_64, and return ENOSYS
+    # for syscall numbers above the largest one the profile names.
+    assert code[0] == (0x20, 0, 0, 4)
+    assert code[1][0] == 0x15 and code[1][3] == 0xC000003E
+    assert enosys in returns(program)
+    # No stub when unknown syscalls are allowed anyway.
+    allow, _ = seccomp.compile_filter(BLOCK_MKDIR)
+    assert enosys not in returns(allow)
+
+
+def test_docker_shaped_profile_compiles():
+    program, flags = seccomp.compile_filter(DOCKER_SHAPED)
+    assert len(program) // 8 < 4096  # BPF_MAXINSNS
+    assert seccomp.ACT_ERRNO | errno.EPERM in returns(program)
+    assert flags == 4
+
+
+def test_filter_fd_is_sealed_cloexec_copy():
+    program, flags = seccomp.compile_filter(BLOCK_MKDIR)
+    fd, fd_flags = seccomp.write_filter_fd(BLOCK_MKDIR)
+    try:
+        assert fd_flags == flags
+        assert os.pread(fd, len(program) + 8, 0) == program
+        assert not os.get_inheritable(fd)
+        seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
+        assert seals & fcntl.F_SEAL_WRITE and seals & fcntl.F_SEAL_SEAL
+        with pytest.raises(PermissionError):
+            os.write(fd, b"x" * 8)
+    finally:
+        os.close(fd)
+
+
+def test_libseccomp_is_loaded_lazily():
+    code = ("import sys, minirun.linux.seccomp as s; assert 'cffi' not in sys.modules; "
+            "s.compile_filter({'defaultAction': 'SCMP_ACT_ALLOW'}); assert 'cffi' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
