@@ -109,25 +109,6 @@ _FLTATR_CTL_OPTIMIZE = 8
 # only ask for it on long rule lists, where the linear search costs.
 _BINARY_TREE_MIN_RULES = 32
 
-_CDEF = """
-typedef void *scmp_filter_ctx;
-struct scmp_version { unsigned int major; unsigned int minor; unsigned int micro; };
-struct scmp_arg_cmp { unsigned int arg; int op; uint64_t datum_a; uint64_t datum_b; };
-const struct scmp_version *seccomp_version(void);
-unsigned int seccomp_api_get(void);
-scmp_filter_ctx seccomp_init(uint32_t def_action);
-void seccomp_release(scmp_filter_ctx ctx);
-uint32_t seccomp_arch_resolve_name(const char *arch_name);
-uint32_t seccomp_arch_native(void);
-int seccomp_arch_add(scmp_filter_ctx ctx, uint32_t arch_token);
-int seccomp_attr_set(scmp_filter_ctx ctx, int attr, uint32_t value);
-int seccomp_syscall_resolve_name(const char *name);
-int seccomp_syscall_resolve_name_arch(uint32_t arch_token, const char *name);
-int seccomp_rule_add_array(scmp_filter_ctx ctx, uint32_t action, int syscall,
-                           unsigned int arg_cnt, const struct scmp_arg_cmp *arg_array);
-int seccomp_export_bpf(const scmp_filter_ctx ctx, int fd);
-"""
-
 _libseccomp = None  # (ffi, lib) once loaded
 
 
@@ -135,10 +116,15 @@ def _load():
     """dlopen libseccomp on first use (cffi and the library cost start-up time)."""
     global _libseccomp
     if _libseccomp is None:
-        import cffi
+        try:
+            from minirun._libseccomp import ffi  # pre-parsed at build time
+        except ImportError:
+            import cffi
 
-        ffi = cffi.FFI()
-        ffi.cdef(_CDEF)
+            from minirun.linux.libseccomp_cdef import CDEF
+
+            ffi = cffi.FFI()
+            ffi.cdef(CDEF)
         try:
             lib = ffi.dlopen("libseccomp.so.2")
         except OSError as e:
@@ -183,7 +169,8 @@ def known_operators():
 def known_archs():
     """Architecture names this libseccomp can build filters for."""
     _, lib = _load()
-    return sorted(name for name in ARCH_NAMES if lib.seccomp_arch_resolve_name(_lib_arch_name(name)))
+    return sorted(name for name in ARCH_NAMES
+                  if lib.seccomp_arch_resolve_name(_lib_arch_name(name)))
 
 
 def known_flags():
@@ -338,6 +325,10 @@ def compile_filter(seccomp):
         # helper loads the program, so this only keeps libseccomp from assuming.
         lib.seccomp_attr_set(ctx, _FLTATR_CTL_NNP, 0)
 
+        if sum(len(names) for _, names, _, _ in rules) > _BINARY_TREE_MIN_RULES:
+            # A binary search over syscall numbers instead of a linear one; best
+            # effort, as in runc (older libseccomp refuses it).
+            lib.seccomp_attr_set(ctx, _FLTATR_CTL_OPTIMIZE, 2)
         added = skipped = 0
         for where, names, action, conditions in rules:
             if action == default:
@@ -351,8 +342,6 @@ def compile_filter(seccomp):
                     continue
                 _add_rule(ffi, lib, ctx, action, nr, conditions, f"{where} ({name})")
                 added += 1
-        if added > _BINARY_TREE_MIN_RULES:
-            lib.seccomp_attr_set(ctx, _FLTATR_CTL_OPTIMIZE, 2)  # best effort, as in runc
         program = _export(lib, ctx)
     finally:
         lib.seccomp_release(ctx)

@@ -169,6 +169,18 @@ def test_filter_fd_is_sealed_cloexec_copy():
 
 
 def test_libseccomp_is_loaded_lazily():
-    code = ("import sys, minirun.linux.seccomp as s; assert 'cffi' not in sys.modules; "
-            "s.compile_filter({'defaultAction': 'SCMP_ACT_ALLOW'}); assert 'cffi' in sys.modules")
+    code = ("import sys, minirun.linux.seccomp as s\n"
+            "assert not {'cffi', '_cffi_backend', 'minirun._libseccomp'} & set(sys.modules)\n"
+            "s.compile_filter({'defaultAction': 'SCMP_ACT_ALLOW'})\n"
+            "assert '_cffi_backend' in sys.modules\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_runtime_cdef_fallback_gives_the_same_program():
+    # Without the build-time module (minirun._libseccomp) the cdef is parsed at run time.
+    code = ("import sys; sys.modules['minirun._libseccomp'] = None\n"
+            "import minirun.linux.seccomp as s, seccomp_profiles as p\n"
+            "sys.stdout.buffer.write(s.compile_filter(p.DOCKER_SHAPED)[0])\n")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         cwd=os.path.dirname(__file__)).stdout
+    assert out == seccomp.compile_filter(DOCKER_SHAPED)[0]
