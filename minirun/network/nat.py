@@ -1,0 +1,160 @@
+"""NAT and isolation with nftables, through its JSON API (`nft -j -f -`).
+
+minirun owns one table (`ip minirun`, or `ip minirun_<tag>` for a non-default
+--root) and rebuilds its rules from the store in a single nft transaction after
+every change: the store is the truth, so a crash can never leave a rule that no
+record explains, and a cleanup is just "sync again".  Base chains are flushed,
+never deleted, so the NAT hooks stay registered and running containers keep
+their connections.  The same rules as iptables-save would show them:
+
+  prerouting  (nat, dstnat)   fib daddr type local jump ports
+  output      (nat, -100)     fib daddr type local jump ports      # host -> 127.0.0.1:H
+  ports                       [ip daddr H] tcp dport H dnat to C:P  comment "<id> ..."
+  postrouting (nat, srcnat)   ip saddr SUBNET oifname != BR masquerade          # outbound
+                              ct status dnat ip saddr SUBNET oifname BR masquerade  # hairpin
+                              ct status dnat ip saddr 127.0.0.0/8 oifname @bridges masquerade
+  forward     (filter)        iifname BR oifname != BR oifname @bridges ct status ! dnat drop
+  input       (filter)        iifname @bridges ip daddr 127.0.0.0/8 ct status ! dnat drop
+
+Hairpin (a container reaching its own published port through the host) and
+localhost (127.0.0.1:H) both need masquerade, or the reply would not come back
+through the host's conntrack.  localhost DNAT also needs route_localnet=1 on the
+bridge (see bridge.py), which would let containers send to the host's 127.0.0.1
+services; the input rule drops exactly that (CVE-2020-8558 in kube-proxy).
+"""
+import json
+import shutil
+import subprocess
+
+from minirun.errors import MinirunError
+from minirun.linux.trace import step
+
+FAMILY = "ip"
+
+
+def _m(left, right, op="=="):
+    return {"match": {"op": op, "left": left, "right": right}}
+
+
+def _meta(key):
+    return {"meta": {"key": key}}
+
+
+def _payload(proto, field):
+    return {"payload": {"protocol": proto, "field": field}}
+
+
+def _prefix(cidr):
+    addr, _, length = cidr.partition("/")
+    return {"prefix": {"addr": addr, "len": int(length)}}
+
+
+_LOCAL_DST = _m({"fib": {"result": "type", "flags": ["daddr"]}}, "local")
+_DNATTED = _m({"ct": {"key": "status"}}, "dnat", op="in")
+_NOT_DNATTED = _m({"ct": {"key": "status"}}, "dnat", op="!")
+
+
+def _comment(text):
+    return text.encode()[:127].decode(errors="ignore")  # nft limits comments to 128 bytes
+
+
+def ruleset(table, networks, endpoints):
+    """The nft JSON commands that make `table` match the given store records."""
+    t = {"family": FAMILY, "table": table}
+    chains = {
+        "prerouting": {"type": "nat", "hook": "prerouting", "prio": -100, "policy": "accept"},
+        "output": {"type": "nat", "hook": "output", "prio": -100, "policy": "accept"},
+        "ports": {},
+        "postrouting": {"type": "nat", "hook": "postrouting", "prio": 100, "policy": "accept"},
+        "forward": {"type": "filter", "hook": "forward", "prio": 0, "policy": "accept"},
+        "input": {"type": "filter", "hook": "input", "prio": 0, "policy": "accept"},
+    }
+    cmds = [{"add": {"table": {"family": FAMILY, "name": table}}},
+            {"add": {"set": {**t, "name": "bridges", "type": "ifname"}}}]
+    for name, spec in chains.items():
+        cmds.append({"add": {"chain": {**t, "name": name, **spec}}})
+    for name in chains:
+        cmds.append({"flush": {"chain": {**t, "name": name}}})
+    cmds.append({"flush": {"set": {**t, "name": "bridges"}}})
+    bridges = sorted(n["bridge"] for n in networks)
+    if bridges:
+        cmds.append({"add": {"element": {**t, "name": "bridges", "elem": bridges}}})
+
+    def rule(chain, expr, comment=None):
+        r = {**t, "chain": chain, "expr": expr}
+        if comment:
+            r["comment"] = _comment(comment)
+        cmds.append({"add": {"rule": r}})
+
+    rule("prerouting", [_LOCAL_DST, {"jump": {"target": "ports"}}])
+    rule("output", [_LOCAL_DST, {"jump": {"target": "ports"}}])
+    by_name = {n["name"]: n for n in networks}
+    for ep in sorted(endpoints, key=lambda e: e["container_id"]):
+        if ep.get("mode") != "bridge" or not ep.get("ip") or ep.get("network") not in by_name:
+            continue
+        for p in ep.get("ports") or ():
+            expr = []
+            if p["host_ip"] != "0.0.0.0":
+                expr.append(_m(_payload("ip", "daddr"), p["host_ip"]))
+            expr.append(_m(_payload(p["proto"], "dport"), p["host_port"]))
+            expr.append({"dnat": {"addr": ep["ip"], "port": p["container_port"]}})
+            rule("ports", expr, f"{ep['container_id']} {p['host_ip']}:{p['host_port']}->"
+                                f"{p['container_port']}/{p['proto']}")
+    for net in sorted(networks, key=lambda n: n["name"]):
+        br, subnet, tag = net["bridge"], _prefix(net["subnet"]), f"network {net['name']}"
+        saddr = _m(_payload("ip", "saddr"), subnet)
+        rule("postrouting", [saddr, _m(_meta("oifname"), br, op="!="), {"masquerade": None}], tag)
+        rule("postrouting", [_DNATTED, saddr, _m(_meta("oifname"), br), {"masquerade": None}], tag)
+        rule("forward", [_m(_meta("iifname"), br), _m(_meta("oifname"), br, op="!="),
+                         _m(_meta("oifname"), "@bridges"), _NOT_DNATTED, {"drop": None}], tag)
+    rule("postrouting", [_DNATTED, _m(_payload("ip", "saddr"), _prefix("127.0.0.0/8")),
+                         _m(_meta("oifname"), "@bridges"), {"masquerade": None}], "localhost")
+    rule("input", [_m(_meta("iifname"), "@bridges"),
+                   _m(_payload("ip", "daddr"), _prefix("127.0.0.0/8")),
+                   _NOT_DNATTED, {"drop": None}], "no route_localnet abuse")
+    return cmds
+
+
+def run(commands, why=""):
+    """Apply nft JSON commands in one transaction; returns nft's JSON output (or {})."""
+    doc = {"nftables": commands}
+    step("nft -j -f -", f"{len(commands)} commands", why or "update minirun's nftables table", "nft(8)")
+    try:
+        import nftables  # Debian's python3-nftables, when present: no process to spawn
+    except ImportError:
+        nftables = None
+    if nftables is not None:
+        nft = nftables.Nftables()
+        nft.set_json_output(True)
+        rc, out, err = nft.json_cmd(doc)
+        if rc != 0:
+            raise MinirunError(f"nftables: {str(err).strip()}")
+        return out or {}
+    exe = shutil.which("nft") or "/usr/sbin/nft"
+    try:
+        res = subprocess.run([exe, "-j", "-f", "-"], input=json.dumps(doc), capture_output=True, text=True)
+    except FileNotFoundError:
+        raise MinirunError("nft not found: install the nftables package") from None
+    if res.returncode != 0:
+        raise MinirunError(f"nftables: {res.stderr.strip().splitlines()[0] if res.stderr.strip() else 'failed'}")
+    return json.loads(res.stdout) if res.stdout.strip() else {}
+
+
+def list_table(table):
+    """The table as nft's JSON list (objects), or None if it does not exist."""
+    exe = shutil.which("nft") or "/usr/sbin/nft"
+    res = subprocess.run([exe, "-j", "list", "table", FAMILY, table], capture_output=True, text=True)
+    if res.returncode != 0:
+        return None
+    return json.loads(res.stdout).get("nftables", [])
+
+
+def sync(store):
+    """Make the kernel's table match the store (caller holds the store lock)."""
+    run(ruleset(store.table, store.networks(), store.endpoints()), "rebuild NAT rules from the store")
+
+
+def delete_table(table):
+    if list_table(table) is None:
+        return
+    run([{"delete": {"table": {"family": FAMILY, "name": table}}}], "remove minirun's nftables table")
