@@ -31,6 +31,7 @@ COMMANDS = {
     "list": "minirun.cli.oci:list_containers",
     "ps": "minirun.cli.oci:ps",
     "features": "minirun.cli.oci:features",
+    "network": "minirun.cli.network:network",
 }
 
 
