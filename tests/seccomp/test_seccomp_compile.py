@@ -184,3 +184,67 @@ def test_runtime_cdef_fallback_gives_the_same_program():
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                          cwd=os.path.dirname(__file__)).stdout
     assert out == seccomp.compile_filter(DOCKER_SHAPED)[0]
+
+
+# ---- what the program returns, for architectures this host cannot run -----
+
+def run_bpf(program, arch, nr, args=(0,) * 6):
+    """A small classic-BPF interpreter, enough for libseccomp's output and the stub."""
+    data = struct.pack("=iIQ6Q", nr, arch, 0, *args)  # struct seccomp_data
+    code = insns(program)
+    acc = pc = 0
+    while True:
+        op, jt, jf, k = code[pc]
+        pc += 1
+        if op == 0x20:  # ld [k]
+            acc = struct.unpack_from("=I", data, k)[0]
+        elif op == 0x54:  # and #k
+            acc &= k
+        elif op == 0x05:  # ja
+            pc += k
+        elif op in (0x15, 0x25, 0x35, 0x45):  # jeq, jgt, jge, jset
+            taken = {0x15: acc == k, 0x25: acc > k, 0x35: acc >= k, 0x45: bool(acc & k)}[op]
+            pc += jt if taken else jf
+        elif op == 0x06:  # ret #k
+            return k
+        else:
+            raise AssertionError(f"opcode {op:#x} not in the test interpreter")
+
+
+AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, AUDIT_ARCH_AARCH64 = 0x40000003, 0xC000003E, 0xC00000B7
+X32 = 0x40000000
+
+
+@pytest.mark.parametrize("arch,nr,expected", [
+    (AUDIT_ARCH_X86_64, 0, seccomp.ACT_ALLOW),                    # read
+    (AUDIT_ARCH_X86_64, 103, seccomp.ACT_ERRNO | errno.EPERM),    # syslog: not listed
+    (AUDIT_ARCH_X86_64, 435, seccomp.ACT_ERRNO | errno.ENOSYS),   # clone3: its own rule
+    (AUDIT_ARCH_X86_64, 1000, seccomp.ACT_ERRNO | errno.ENOSYS),  # newer than the profile
+    (AUDIT_ARCH_X86_64, X32 + 0, seccomp.ACT_ALLOW),              # x32 read
+    (AUDIT_ARCH_X86_64, X32 + 103, seccomp.ACT_ERRNO | errno.EPERM),
+    (AUDIT_ARCH_X86_64, X32 + 1000, seccomp.ACT_ERRNO | errno.ENOSYS),
+    (AUDIT_ARCH_I386, 3, seccomp.ACT_ALLOW),                      # i386 read
+    (AUDIT_ARCH_I386, 102, seccomp.ACT_ALLOW),                    # i386 socketcall
+    (AUDIT_ARCH_I386, 103, seccomp.ACT_ERRNO | errno.EPERM),      # i386 syslog
+    (AUDIT_ARCH_I386, 2000, seccomp.ACT_ERRNO | errno.ENOSYS),
+    (AUDIT_ARCH_AARCH64, 63, seccomp.ACT_KILL_THREAD),            # not in the filter: killed
+])
+def test_docker_shaped_program_per_architecture(arch, nr, expected):
+    program, _ = seccomp.compile_filter(DOCKER_SHAPED)
+    assert run_bpf(program, arch, nr) == expected
+
+
+def test_argument_comparisons_in_the_program():
+    program, _ = seccomp.compile_filter(DOCKER_SHAPED)
+    personality = 135
+    assert run_bpf(program, AUDIT_ARCH_X86_64, personality, (8, 0, 0, 0, 0, 0)) == \
+        seccomp.ACT_ALLOW
+    assert run_bpf(program, AUDIT_ARCH_X86_64, personality, (0xFFFFFFFF,) + (0,) * 5) == \
+        seccomp.ACT_ALLOW
+    assert run_bpf(program, AUDIT_ARCH_X86_64, personality, (0x0040000,) + (0,) * 5) == \
+        seccomp.ACT_ERRNO | errno.EPERM
+    clone, clone_newns = 56, 0x00020000
+    assert run_bpf(program, AUDIT_ARCH_X86_64, clone, (0x1200011,) + (0,) * 5) == \
+        seccomp.ACT_ALLOW
+    assert run_bpf(program, AUDIT_ARCH_X86_64, clone, (0x1200011 | clone_newns,) + (0,) * 5) == \
+        seccomp.ACT_ERRNO | errno.EPERM
