@@ -452,6 +452,12 @@ def write_filter_fd(seccomp):
     (os.set_inheritable, or pass_fds) for the exec of the helper, which closes
     it after reading.  Sealed, so nothing in the container can change the
     program between now and the load.
+
+    The kernel loads a filter only for a thread that has no_new_privs set or
+    CAP_SYS_ADMIN in its user namespace (seccomp(2), EACCES otherwise): a
+    container without process.noNewPrivileges whose capabilities lack
+    CAP_SYS_ADMIN cannot load it from the helper (runc loads the filter
+    earlier in that case, while it still holds the capability).
     """
     program, flags = compile_filter(seccomp)
     if program is None:
