@@ -16,6 +16,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/openat2.h>
+#include <linux/bpf.h>
 
 #ifndef SYS_close_range
 #define SYS_close_range 436
@@ -78,4 +79,37 @@ int mr_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4,
 long mr_join_session_keyring(const char *name)
 {
     return syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, name);
+}
+
+/* bpf(2) BPF_PROG_LOAD of a cgroup device program (cgroup v2 has no devices
+ * controller files: access to device nodes is decided by an eBPF program
+ * attached to the cgroup).  insns is an array of struct bpf_insn. */
+int mr_bpf_prog_load_cgroup_device(const void *insns, unsigned int insn_cnt,
+                                   const char *license, char *log, unsigned int log_size)
+{
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+    attr.insns = (uint64_t)(uintptr_t)insns;
+    attr.insn_cnt = insn_cnt;
+    attr.license = (uint64_t)(uintptr_t)license;
+    if (log && log_size) {
+        attr.log_level = 1;
+        attr.log_buf = (uint64_t)(uintptr_t)log;
+        attr.log_size = log_size;
+    }
+    return (int)syscall(SYS_bpf, BPF_PROG_LOAD, &attr, sizeof attr);
+}
+
+/* bpf(2) BPF_PROG_ATTACH: attach prog_fd to the cgroup behind cgroup_fd. */
+int mr_bpf_prog_attach(int cgroup_fd, int prog_fd, unsigned int attach_type,
+                       unsigned int flags)
+{
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.target_fd = cgroup_fd;
+    attr.attach_bpf_fd = prog_fd;
+    attr.attach_type = attach_type;
+    attr.attach_flags = flags;
+    return (int)syscall(SYS_bpf, BPF_PROG_ATTACH, &attr, sizeof attr);
 }

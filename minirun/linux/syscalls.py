@@ -160,3 +160,33 @@ def join_session_keyring(name):
     step("keyctl", f"JOIN_SESSION_KEYRING {name}", "a session keyring of the container's own",
          "keyctl(2)")
     _check(lib.mr_join_session_keyring(_cstr(name)), "join session keyring")
+
+
+BPF_CGROUP_DEVICE = 6  # enum bpf_attach_type
+
+
+def bpf_load_cgroup_device(insns, license="Apache-2.0"):
+    """Load an eBPF cgroup device program (bytes of struct bpf_insn); returns its fd.
+
+    On a verifier rejection the OSError's message carries the verifier log.
+    """
+    step("bpf", f"BPF_PROG_LOAD type=CGROUP_DEVICE insns={len(insns) // 8}",
+         "the device filter of a cgroup v2 container", "bpf(2)")
+    buf = ffi.from_buffer(insns)
+    lic = _cstr(license)
+    fd = lib.mr_bpf_prog_load_cgroup_device(buf, len(insns) // 8, lic, ffi.NULL, 0)
+    if fd < 0:
+        err = ffi.errno
+        log = ffi.new("char[]", 65536)
+        lib.mr_bpf_prog_load_cgroup_device(buf, len(insns) // 8, lic, log, 65536)
+        detail = ffi.string(log).decode(errors="replace").strip()
+        raise OSError(err, f"bpf prog load: {os.strerror(err)}" +
+                      (f": {detail}" if detail else ""))
+    return fd
+
+
+def bpf_prog_attach(cgroup_fd, prog_fd, attach_type, flags=0, path=None):
+    step("bpf", f"BPF_PROG_ATTACH {path or cgroup_fd} type={attach_type} flags={flags}",
+         "attach the program to the cgroup", "bpf(2)")
+    _check(lib.mr_bpf_prog_attach(cgroup_fd, prog_fd, attach_type, flags), "bpf prog attach",
+           path)
