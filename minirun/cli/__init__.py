@@ -31,6 +31,16 @@ COMMANDS = {
     "list": "minirun.cli.oci:list_containers",
     "ps": "minirun.cli.oci:ps",
     "features": "minirun.cli.oci:features",
+    "pull": "minirun.cli.image:pull",
+    "images": "minirun.cli.image:images",
+    "rmi": "minirun.cli.image:rmi",
+    "image": "minirun.cli.image:image",
+    "load": "minirun.cli.image:load",
+    "save": "minirun.cli.image:save",
+    "login": "minirun.cli.image:login",
+    "logout": "minirun.cli.image:logout",
+    "unpack": "minirun.cli.image:unpack",
+    "bundle": "minirun.cli.image:bundle",
     "network": "minirun.cli.network:network",
 }
 

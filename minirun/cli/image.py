@@ -1,0 +1,344 @@
+"""Image commands: pull, images, rmi, image {ls,inspect,prune,rm}, load, save,
+login, logout, unpack, bundle.  Thin: parse flags, call minirun.image."""
+import json
+import os
+import sys
+
+import click
+
+from minirun.errors import MinirunError
+
+store_option = click.option(
+    "--store", "store_root", envvar="MINIRUN_STORE", metavar="DIR",
+    help="Image store directory (default /var/lib/minirun, or $MINIRUN_STORE).")
+
+
+def _store(root):
+    from minirun.image.store import Store
+
+    return Store(root)
+
+
+def _human_size(n):
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
+        n /= 1000
+
+
+def _ago(created):
+    import datetime
+
+    if not created:
+        return "N/A"
+    try:
+        when = datetime.datetime.fromisoformat(created.replace("Z", "+00:00")[:26]
+                                               + ("+00:00" if "+" not in created[19:]
+                                                  and created.endswith("Z") else ""))
+    except ValueError:
+        return created
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    secs = (datetime.datetime.now(datetime.timezone.utc) - when).total_seconds()
+    for unit, length in (("year", 31536000), ("month", 2592000), ("week", 604800),
+                         ("day", 86400), ("hour", 3600), ("minute", 60)):
+        if secs >= length:
+            n = int(secs // length)
+            return f"{n} {unit}{'s' if n > 1 else ''} ago"
+    return "Less than a minute ago"
+
+
+def _strip_scheme(ref):
+    """`http://host/repo:tag` means: that registry over plain http."""
+    for scheme in ("http://", "https://"):
+        if ref.startswith(scheme):
+            return ref[len(scheme):], scheme == "http://"
+    return ref, False
+
+
+@click.command()
+@click.option("--insecure", is_flag=True, help="Allow plain http and unverified TLS.")
+@click.option("--platform", metavar="OS/ARCH[/VARIANT]", help="Platform to pull (default: host).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@store_option
+@click.argument("ref")
+def pull(insecure, platform, quiet, store_root, ref):
+    """Pull an image from a registry into the store."""
+    from minirun.image import registry
+
+    ref, plain_http = _strip_scheme(ref)
+    image = registry.pull(ref, store=_store(store_root), insecure=insecure or plain_http,
+                          platform=platform, stream=open(os.devnull, "w") if quiet else sys.stderr)
+    if not quiet:
+        click.echo(f"Digest: {image.digest}", err=True)
+    click.echo(image.names[0] if image.names else image.digest)
+
+
+def _list_images(store_root, quiet, digests, fmt):
+    rows = _store(store_root).images()
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if quiet:
+        seen = []
+        for r in rows:
+            short = r["id"].split(":")[1][:12]
+            if short not in seen:
+                seen.append(short)
+        click.echo("\n".join(seen)) if seen else None
+        return
+    cols = ["REPOSITORY", "TAG"] + (["DIGEST"] if digests else []) + \
+        ["IMAGE ID", "CREATED", "SIZE"]
+    table = [cols]
+    for r in rows:
+        table.append([r["repository"], r["tag"]] + ([r["digest"]] if digests else []) +
+                     [r["id"].split(":")[1][:12], _ago(r["created"]), _human_size(r["size"])])
+    widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
+    for row in table:
+        click.echo("   ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+
+
+_list_options = [
+    click.option("-q", "--quiet", is_flag=True, help="Only image ids."),
+    click.option("--digests", is_flag=True, help="Show manifest digests."),
+    click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table"),
+    store_option,
+]
+
+
+def _with(options):
+    def deco(f):
+        for opt in reversed(options):
+            f = opt(f)
+        return f
+    return deco
+
+
+@click.command()
+@_with(_list_options)
+def images(quiet, digests, fmt, store_root):
+    """List images in the store (name, tag, id, created, size)."""
+    _list_images(store_root, quiet, digests, fmt)
+
+
+@click.command()
+@click.option("-f", "--force", is_flag=True, help="Remove even if in use or multiply tagged.")
+@click.option("--no-prune", is_flag=True, help="Keep the now unreferenced blobs.")
+@store_option
+@click.argument("names", nargs=-1, required=True)
+def rmi(force, no_prune, store_root, names):
+    """Remove images (names or ids); unreferenced blobs are collected."""
+    store = _store(store_root)
+    failed = None
+    for name in names:
+        try:
+            for key in store.remove(name, force=force):
+                click.echo(f"Untagged: {key}")
+        except MinirunError as e:
+            failed = e
+            click.echo(f"minirun: {e}", err=True)
+    if not no_prune:
+        removed, freed = store.gc()
+        if removed:
+            click.echo(f"Deleted {removed} blobs ({_human_size(freed)})")
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+@click.command()
+@click.option("-a", "--all", "all_", is_flag=True, hidden=True,
+              help="Accepted for docker compatibility (untagged images are not kept anyway).")
+@click.option("-f", "--force", is_flag=True, help="Do not prompt (there is no prompt).")
+@store_option
+def prune(all_, force, store_root):
+    """Remove blobs, unpacked layers and leftovers no image refers to."""
+    removed, freed = _store(store_root).gc()
+    click.echo(f"Deleted {removed} blobs\nTotal reclaimed space: {_human_size(freed)}")
+
+
+@click.command()
+@click.option("--format", "fmt", type=click.Choice(["docker", "raw"]), default="docker",
+              help="docker: `docker image inspect` shape; raw: manifest and config.")
+@store_option
+@click.argument("names", nargs=-1, required=True)
+def inspect(fmt, store_root, names):
+    """Show details of images as JSON."""
+    store = _store(store_root)
+    out = []
+    for name in names:
+        image = store.resolve(name)
+        if fmt == "raw":
+            out.append({"Digest": image.digest, "Manifest": image.manifest,
+                        "Config": image.config})
+            continue
+        refs = store.refs()
+        tags = [k for k, v in refs.items() if v["manifest"] == image.digest and "@" not in k]
+        repo_digests = sorted({k.split("@")[0].rsplit(":", 1)[0] + "@" + (v.get("index")
+                                                                          or v["manifest"])
+                               for k, v in refs.items() if v["manifest"] == image.digest})
+        cfg = image.config
+        out.append({
+            "Id": image.id, "RepoTags": tags, "RepoDigests": repo_digests,
+            "Created": cfg.get("created"), "Author": cfg.get("author", ""),
+            "Architecture": cfg.get("architecture"), "Variant": cfg.get("variant"),
+            "Os": cfg.get("os"), "Size": image.size, "Config": cfg.get("config", {}),
+            "RootFS": {"Type": "layers", "Layers": image.diff_ids},
+            "Manifest": {"Digest": image.digest, "MediaType": image.manifest.get("mediaType"),
+                         "Layers": image.layers},
+        })
+    click.echo(json.dumps(out, indent=4))
+
+
+@click.command()
+@click.option("-i", "--input", "input_", metavar="FILE", required=True,
+              help="OCI archive, OCI layout directory or docker-save archive.")
+@click.option("--name", metavar="NAME[:TAG]", help="Name for images the archive does not name.")
+@click.option("--platform", metavar="OS/ARCH[/VARIANT]")
+@store_option
+def load(input_, name, platform, store_root):
+    """Load images from an archive into the store."""
+    from minirun.image import layout, manifest
+
+    plat = manifest.parse_platform(platform) if platform else None
+    for key, image in layout.load_archive(_store(store_root), input_, name, plat):
+        click.echo(f"Loaded image: {key}")
+
+
+@click.command()
+@click.option("-o", "--output", required=True, metavar="FILE", help="Archive to write.")
+@store_option
+@click.argument("names", nargs=-1, required=True)
+def save(output, store_root, names):
+    """Save images to a tar that is both an OCI archive and a docker archive."""
+    from minirun.image import layout
+
+    layout.save_archive(_store(store_root), list(names), output)
+
+
+@click.command()
+@click.option("-u", "--username")
+@click.option("-p", "--password")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+@click.option("--insecure", is_flag=True)
+@click.argument("server", default="docker.io")
+def login(username, password, password_stdin, insecure, server):
+    """Log in to a registry (credentials are checked, then saved)."""
+    from minirun.image import registry
+
+    server, plain = _strip_scheme(server.rstrip("/"))
+    if password_stdin:
+        password = sys.stdin.read().rstrip("\n")
+    if not username:
+        username = click.prompt("Username")
+    if password is None:
+        password = click.prompt("Password", hide_input=True)
+    registry.login(server, username, password, insecure=insecure or plain)
+    click.echo("Login Succeeded")
+
+
+@click.command()
+@click.argument("server", default="docker.io")
+def logout(server):
+    """Forget the credentials for a registry."""
+    from minirun.image import registry
+
+    server, _ = _strip_scheme(server.rstrip("/"))
+    if registry.remove_credentials(server):
+        click.echo(f"Removing login credentials for {server}")
+    else:
+        click.echo(f"Not logged in to {server}")
+
+
+def _image_from(spec, store_root, platform=None, pull_missing=False):
+    """LAYOUT_DIR[:TAG] (an OCI layout on disk) or a store name/id."""
+    from minirun.image import layout, manifest
+
+    plat = manifest.parse_platform(platform) if platform else None
+    path, tag = layout.split_layout_ref(spec)
+    if os.path.isfile(os.path.join(path, "oci-layout")):
+        return layout.OCILayout(path).resolve(tag, plat)
+    if pull_missing:
+        from minirun.image import registry
+
+        return registry.resolve_or_pull(spec, store=_store(store_root), platform=platform)
+    return _store(store_root).resolve(spec)
+
+
+@click.command()
+@click.option("--image", "image_spec", required=True, metavar="LAYOUT[:TAG]|NAME",
+              help="An OCI layout directory and tag, or an image in the store.")
+@click.option("--platform", metavar="OS/ARCH[/VARIANT]")
+@click.option("--no-config", is_flag=True, help="Only the rootfs, no config.json.")
+@store_option
+@click.argument("dest")
+def unpack(image_spec, platform, no_config, store_root, dest):
+    """Unpack an image into DEST/rootfs (+ DEST/config.json), like `umoci unpack`."""
+    import shutil
+
+    from minirun.image import bundle as bundlemod
+    from minirun.image import unpack as unpackmod
+
+    image = _image_from(image_spec, store_root, platform)
+    if os.path.exists(dest) and os.listdir(dest):
+        raise MinirunError(f"{dest} exists and is not empty")
+    made = not os.path.exists(dest)
+    os.makedirs(dest, exist_ok=True)
+    os.chmod(dest, 0o700)  # setuid files and devices of the image stay private
+    rootfs = os.path.join(dest, "rootfs")
+    try:
+        os.mkdir(rootfs, 0o755)
+        unpackmod.unpack_image(image, rootfs)
+        if not no_config:
+            try:
+                spec = bundlemod.image_spec(image.config, rootfs)
+            except MinirunError:  # no Entrypoint/Cmd: keep default_spec's shell
+                spec = bundlemod.image_spec(image.config, rootfs, args=["sh"])
+            with open(os.path.join(dest, "config.json"), "w") as f:
+                json.dump(spec, f, indent=2)
+    except BaseException:
+        shutil.rmtree(dest if made else rootfs, ignore_errors=True)
+        if not made and os.path.exists(os.path.join(dest, "config.json")):
+            os.unlink(os.path.join(dest, "config.json"))
+        raise
+
+
+@click.command()
+@click.option("--platform", metavar="OS/ARCH[/VARIANT]")
+@click.option("-u", "--user", help="User (name|uid[:group|gid]) instead of the image's.")
+@click.option("-e", "--env", multiple=True, help="Extra KEY=VALUE environment.")
+@click.option("-w", "--workdir", help="Working directory instead of the image's.")
+@click.option("-t", "--tty", is_flag=True, help="Set process.terminal.")
+@store_option
+@click.argument("image_name", metavar="IMAGE")
+@click.argument("bundle_dir", metavar="DIR")
+@click.argument("args", nargs=-1)
+def bundle(platform, user, env, workdir, tty, store_root, image_name, bundle_dir, args):
+    """Write a runnable OCI bundle (DIR/rootfs + DIR/config.json) for IMAGE
+    (a store name, pulled if missing, or LAYOUT:TAG); ARGS replace the image's Cmd."""
+    from minirun.image import bundle as bundlemod
+
+    image = _image_from(image_name, store_root, platform, pull_missing=True)
+    bundlemod.image_to_bundle(image, bundle_dir, args=list(args) or None, user=user,
+                              env=env, workdir=workdir, terminal=tty)
+    click.echo(bundle_dir)
+
+
+@click.command("ls")
+@_with(_list_options)
+def image_ls(quiet, digests, fmt, store_root):
+    """List images (same as `minirun images`)."""
+    _list_images(store_root, quiet, digests, fmt)
+
+
+@click.group()
+def image():
+    """Manage images: ls, inspect, prune, rm, pull, load, save."""
+
+
+image.add_command(image_ls)
+image.add_command(inspect)
+image.add_command(prune)
+image.add_command(rmi, "rm")
+image.add_command(pull)
+image.add_command(load)
+image.add_command(save)

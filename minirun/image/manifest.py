@@ -1,0 +1,241 @@
+"""Manifests, indexes and image configs: media types, validation, platforms.
+
+Both the OCI image-spec types and Docker's schema2 types are accepted; they
+carry the same fields.  A manifest is parsed only after its bytes matched the
+digest it was asked for, and every descriptor it holds is validated here so
+nothing later builds a path or URL from an unchecked string.
+"""
+import hashlib
+import json
+import platform as _platform
+
+from minirun.errors import MinirunError
+from minirun.image.reference import valid_digest
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+OCI_LAYOUT_VERSION = "1.0.0"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
+DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+DOCKER_FOREIGN_GZIP = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+
+INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
+MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
+LAYER_TYPES = (OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD, DOCKER_LAYER, DOCKER_LAYER_GZIP,
+               DOCKER_FOREIGN_GZIP, "application/vnd.oci.image.layer.nondistributable.v1.tar",
+               "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+               "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd")
+# What we send as Accept when asking a registry for a manifest.
+ACCEPT = ", ".join(INDEX_TYPES + MANIFEST_TYPES)
+
+REF_NAME = "org.opencontainers.image.ref.name"
+CONTAINERD_NAME = "io.containerd.image.name"
+
+
+class ManifestError(MinirunError):
+    pass
+
+
+def sha256_digest(data):
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def verify_bytes(data, digest, what="blob"):
+    """Raise unless data hashes to digest (sha256 or sha512)."""
+    algo, _, hexpart = digest.partition(":")
+    if algo not in ("sha256", "sha512") or not valid_digest(digest):
+        raise ManifestError(f"{what} {digest}: unsupported digest")
+    actual = hashlib.new(algo, data).hexdigest()
+    if actual != hexpart:
+        raise ManifestError(f"{what} {digest}: digest mismatch (content hashes to {algo}:{actual})")
+
+
+def check_descriptor(desc, what="descriptor"):
+    if not isinstance(desc, dict):
+        raise ManifestError(f"invalid {what}: not an object")
+    digest = desc.get("digest")
+    if not valid_digest(digest):
+        raise ManifestError(f"invalid {what}: bad digest {digest!r}")
+    size = desc.get("size")
+    if not isinstance(size, int) or size < 0:
+        raise ManifestError(f"invalid {what} {digest}: bad size {size!r}")
+    if not isinstance(desc.get("mediaType", ""), str):
+        raise ManifestError(f"invalid {what} {digest}: bad mediaType")
+    return desc
+
+
+def load_json(data, what):
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ManifestError(f"invalid {what}: {e}") from None
+    if not isinstance(doc, dict):
+        raise ManifestError(f"invalid {what}: not a JSON object")
+    return doc
+
+
+def kind(doc, content_type=None):
+    """'index' or 'manifest' for a parsed manifest document."""
+    media = doc.get("mediaType") or content_type or ""
+    if content_type and doc.get("mediaType") and content_type.split(";")[0].strip() not in (
+            doc["mediaType"], "application/json", "application/octet-stream"):
+        raise ManifestError(f"manifest mediaType {doc['mediaType']} disagrees with "
+                            f"Content-Type {content_type}")
+    if media in INDEX_TYPES or (not media and "manifests" in doc):
+        return "index"
+    if media in MANIFEST_TYPES or (not media and "layers" in doc):
+        return "manifest"
+    if doc.get("schemaVersion") == 1:
+        raise ManifestError("Docker schema1 manifests are not supported")
+    raise ManifestError(f"unsupported manifest media type {media!r}")
+
+
+def parse_index(data):
+    doc = load_json(data, "image index")
+    manifests = doc.get("manifests")
+    if not isinstance(manifests, list):
+        raise ManifestError("invalid image index: no manifests list")
+    for m in manifests:
+        check_descriptor(m, "index entry")
+    return doc
+
+
+def parse_manifest(data):
+    doc = load_json(data, "image manifest")
+    if doc.get("mediaType") and doc["mediaType"] not in MANIFEST_TYPES:
+        raise ManifestError(f"unsupported manifest media type {doc['mediaType']!r}")
+    check_descriptor(doc.get("config"), "config descriptor")
+    layers = doc.get("layers")
+    if not isinstance(layers, list):
+        raise ManifestError("invalid image manifest: no layers list")
+    for layer in layers:
+        check_descriptor(layer, "layer descriptor")
+        media = layer.get("mediaType", OCI_LAYER_GZIP)
+        if media not in LAYER_TYPES:
+            raise ManifestError(f"layer {layer['digest']}: unsupported media type {media!r}")
+    return doc
+
+
+def parse_config(data):
+    doc = load_json(data, "image config")
+    rootfs = doc.get("rootfs") or {}
+    diff_ids = rootfs.get("diff_ids")
+    if rootfs.get("type") != "layers" or not isinstance(diff_ids, list):
+        raise ManifestError("invalid image config: rootfs.diff_ids missing")
+    for d in diff_ids:
+        if not valid_digest(d):
+            raise ManifestError(f"invalid image config: bad diff_id {d!r}")
+    return doc
+
+
+def chain_ids(diff_ids):
+    """OCI ChainIDs: layer N's id covers layers 0..N, so a cached unpack of a
+    layer on top of a different base is never mistaken for this one."""
+    out = []
+    for diff_id in diff_ids:
+        if not out:
+            out.append(diff_id)
+        else:
+            out.append(sha256_digest(f"{out[-1]} {diff_id}".encode()))
+    return out
+
+
+def host_platform():
+    machine = _platform.machine()
+    arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386",
+            "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}.get(machine, machine)
+    return {"os": "linux", "architecture": arch}
+
+
+def parse_platform(text):
+    """'linux/arm64/v8' -> dict; None -> linux/<host arch>."""
+    if not text:
+        return host_platform()
+    parts = text.split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise MinirunError(f"invalid platform {text!r}: want os/arch[/variant]")
+    plat = {"os": parts[0], "architecture": parts[1]}
+    if len(parts) == 3:
+        plat["variant"] = parts[2]
+    return plat
+
+
+def select_platform(index, want):
+    """The index entry for platform `want` (os, architecture, optional variant)."""
+    candidates = []
+    for m in index["manifests"]:
+        p = m.get("platform") or {}
+        if p.get("os") != want["os"] or p.get("architecture") != want["architecture"]:
+            continue
+        if want.get("variant") and p.get("variant") != want["variant"]:
+            continue
+        if m.get("mediaType", OCI_MANIFEST) not in MANIFEST_TYPES + INDEX_TYPES:
+            continue
+        candidates.append(m)
+    if not candidates:
+        offered = sorted({"/".join(filter(None, ((m.get("platform") or {}).get("os"),
+                                                  (m.get("platform") or {}).get("architecture"),
+                                                  (m.get("platform") or {}).get("variant"))))
+                          for m in index["manifests"]})
+        raise ManifestError(f"no image for platform {want['os']}/{want['architecture']}"
+                            f"{'/' + want['variant'] if want.get('variant') else ''} "
+                            f"(image offers: {', '.join(o for o in offered if o) or 'none'})")
+    # Prefer an exact variant match, then the first listed (registries list the
+    # preferred variant first, e.g. arm64/v8).
+    return candidates[0]
+
+
+def layer_compression(media_type):
+    if media_type.endswith("+zstd"):
+        return "zstd"
+    if media_type.endswith("gzip"):
+        return "gzip"
+    return None
+
+
+class Image:
+    """One resolved single-platform image: its manifest and config, parsed and
+    verified, and the source (a Store or an OCI layout) its blobs come from."""
+
+    def __init__(self, source, manifest_digest, manifest_bytes=None, names=()):
+        self.source = source
+        self.digest = manifest_digest
+        raw = manifest_bytes if manifest_bytes is not None else source.read_blob(manifest_digest)
+        verify_bytes(raw, manifest_digest, "manifest")
+        self.manifest_bytes = raw
+        self.manifest = parse_manifest(raw)
+        self.config_digest = self.manifest["config"]["digest"]
+        self.config_bytes = source.read_blob(self.config_digest)
+        self.config = parse_config(self.config_bytes)
+        self.layers = self.manifest["layers"]
+        self.diff_ids = self.config["rootfs"]["diff_ids"]
+        if len(self.diff_ids) != len(self.layers):
+            raise ManifestError(f"image {manifest_digest}: {len(self.layers)} layers but "
+                                f"{len(self.diff_ids)} diff_ids in its config")
+        self.chain_ids = chain_ids(self.diff_ids)
+        self.names = list(names)
+
+    @property
+    def id(self):
+        """Docker's image id: the config digest."""
+        return self.config_digest
+
+    @property
+    def size(self):
+        return sum(layer["size"] for layer in self.layers) + self.manifest["config"]["size"]
+
+    @property
+    def created(self):
+        return self.config.get("created")
+
+    @property
+    def platform(self):
+        plat = f"{self.config.get('os', '?')}/{self.config.get('architecture', '?')}"
+        return plat + (f"/{self.config['variant']}" if self.config.get("variant") else "")

@@ -1,0 +1,140 @@
+"""Image references as Docker spells them: `[host[:port]/]path[:tag][@digest]`.
+
+A bare name means Docker Hub's official images (`busybox` is
+`docker.io/library/busybox:latest`).  The first component is a registry host
+only if it looks like one (has a `.` or `:`, or is `localhost`); otherwise
+`foo/bar` is a Docker Hub user repository.  Every part is validated against
+the distribution spec's grammar before it is used in a URL or a file name.
+"""
+import re
+from dataclasses import dataclass
+
+from minirun.errors import MinirunError
+
+DEFAULT_DOMAIN = "docker.io"
+DEFAULT_TAG = "latest"
+# Docker Hub's API lives on another host than its name.
+_API_HOSTS = {"docker.io": "registry-1.docker.io"}
+_DOMAIN_ALIASES = {"index.docker.io": "docker.io", "registry-1.docker.io": "docker.io"}
+
+_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*\Z")
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\Z")
+_DOMAIN = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+    r"(?::[0-9]+)?\Z|\[[0-9A-Fa-f:]+\](?::[0-9]+)?\Z")
+_DIGEST = re.compile(r"(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})\Z")
+
+
+class InvalidReference(MinirunError):
+    def __init__(self, ref, why):
+        super().__init__(f"invalid reference format {ref!r}: {why}")
+
+
+def valid_digest(digest):
+    return isinstance(digest, str) and bool(_DIGEST.match(digest))
+
+
+def check_digest(digest, what="digest"):
+    if not valid_digest(digest):
+        raise MinirunError(f"invalid {what}: {digest!r}")
+    return digest
+
+
+@dataclass(frozen=True)
+class Reference:
+    domain: str
+    path: str
+    tag: str | None = None
+    digest: str | None = None
+
+    @property
+    def name(self):
+        """The fully qualified repository, e.g. docker.io/library/busybox."""
+        return f"{self.domain}/{self.path}"
+
+    @property
+    def api_host(self):
+        """host[:port] to send distribution API requests to."""
+        return _API_HOSTS.get(self.domain, self.domain)
+
+    @property
+    def is_local(self):
+        host = self.domain.rsplit(":", 1)[0] if not self.domain.startswith("[") \
+            else self.domain[1:].split("]")[0]
+        return host == "localhost" or host.startswith("127.") or host == "::1"
+
+    @property
+    def reference(self):
+        """What goes after /manifests/: the digest if pinned, else the tag."""
+        return self.digest or self.tag or DEFAULT_TAG
+
+    def __str__(self):
+        s = self.name
+        if self.tag:
+            s += f":{self.tag}"
+        if self.digest:
+            s += f"@{self.digest}"
+        return s
+
+    @property
+    def familiar(self):
+        """The short form `docker images` shows (busybox, user/app, host/x)."""
+        if self.domain == DEFAULT_DOMAIN:
+            return self.path.removeprefix("library/")
+        return self.name
+
+    def with_tag(self, tag):
+        return Reference(self.domain, self.path, tag, None)
+
+    def with_digest(self, digest):
+        return Reference(self.domain, self.path, None, digest)
+
+
+def parse(ref, default_tag=True):
+    """Parse and normalise a reference; adds `:latest` unless pinned by digest
+    (or default_tag is False)."""
+    if not isinstance(ref, str) or not ref:
+        raise InvalidReference(str(ref), "empty")
+    if ref != ref.strip() or any(c.isspace() for c in ref):
+        raise InvalidReference(ref, "contains whitespace")
+    rest, digest = ref, None
+    if "@" in rest:
+        rest, _, digest = rest.partition("@")
+        if not _DIGEST.match(digest):
+            raise InvalidReference(ref, f"bad digest {digest!r}")
+    tag = None
+    # A ':' after the last '/' is a tag; before it, it is a port.
+    slash = rest.rfind("/")
+    colon = rest.rfind(":")
+    if colon > slash:
+        rest, tag = rest[:colon], rest[colon + 1:]
+        if not _TAG.match(tag):
+            raise InvalidReference(ref, f"bad tag {tag!r}")
+    first, sep, remainder = rest.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
+        domain, path = first, remainder
+        if not _DOMAIN.match(domain):
+            raise InvalidReference(ref, f"bad registry host {domain!r}")
+        domain = _DOMAIN_ALIASES.get(domain, domain)
+    else:
+        domain, path = DEFAULT_DOMAIN, rest
+    if not path:
+        raise InvalidReference(ref, "no repository name")
+    if domain == DEFAULT_DOMAIN and "/" not in path:
+        path = f"library/{path}"
+    for component in path.split("/"):
+        if not _COMPONENT.match(component):
+            if component.lower() != component and _COMPONENT.match(component.lower()):
+                raise InvalidReference(ref, "repository name must be lowercase")
+            raise InvalidReference(ref, f"bad repository component {component!r}")
+    if len(domain) + 1 + len(path) > 255:
+        raise InvalidReference(ref, "repository name too long")
+    if tag is None and digest is None and default_tag:
+        tag = DEFAULT_TAG
+    return Reference(domain, path, tag, digest)
+
+
+def looks_like_digest_prefix(s):
+    """True for image ids as users type them: a hex prefix, optionally sha256:."""
+    s = s.removeprefix("sha256:")
+    return 3 <= len(s) <= 64 and all(c in "0123456789abcdef" for c in s)

@@ -1,0 +1,525 @@
+"""Pull images from registries speaking the distribution v2 API.
+
+    GET /v2/<name>/manifests/<tag|digest>   (Accept: OCI + Docker schema2 types)
+    GET /v2/<name>/blobs/<digest>           (config, then layers in parallel)
+
+Auth follows the registry's 401 challenge: `Bearer realm=..,service=..,scope=..`
+means "get a token from realm" (with Basic credentials if we have some, from
+`minirun login` or ~/.docker/config.json); `Basic` means send them directly.
+The bearer token is never forwarded to another host on a redirect (blob GETs
+are often redirected to a CDN).
+
+Every byte is verified: a manifest asked for by digest must hash to it, a
+Docker-Content-Digest header must match the body, and each blob streams
+through a hash into tmp/ and is renamed into the store only if digest and size
+match.  A dropped connection resumes with a Range request (or restarts if the
+server ignores it).  http is used only with --insecure or for registries on
+localhost/127.0.0.0/8, after https failed.
+"""
+import base64
+import http.client
+import json
+import os
+import socket
+import ssl
+import sys
+import threading
+import time
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
+
+from minirun.errors import MinirunError
+from minirun.image import manifest as mf
+from minirun.image import reference
+from minirun.image.store import Store
+
+USER_AGENT = "minirun/0.1"
+_RETRIES = 5
+_TIMEOUT = 60
+_PARALLEL = 4
+_BUF = 1 << 20
+
+
+class RegistryError(MinirunError):
+    pass
+
+
+# --- credentials -------------------------------------------------------------------------
+
+def auth_file():
+    if os.environ.get("MINIRUN_AUTH_FILE"):
+        return os.environ["MINIRUN_AUTH_FILE"]
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+    return os.path.join(base, "minirun", "auth.json")
+
+
+def _docker_config():
+    base = os.environ.get("DOCKER_CONFIG") or os.path.expanduser("~/.docker")
+    return os.path.join(base, "config.json")
+
+
+def _auth_keys(domain):
+    keys = [domain, f"https://{domain}", f"http://{domain}", f"https://{domain}/v1/",
+            f"https://{domain}/v2/"]
+    if domain == reference.DEFAULT_DOMAIN:
+        keys += ["https://index.docker.io/v1/", "index.docker.io", "registry-1.docker.io"]
+    return keys
+
+
+def load_credentials(domain):
+    """(username, password) for a registry, or None."""
+    for path in (auth_file(), _docker_config()):
+        try:
+            with open(path) as f:
+                auths = json.load(f).get("auths", {})
+        except (OSError, ValueError, AttributeError):
+            continue
+        for key in _auth_keys(domain):
+            entry = auths.get(key)
+            if not entry:
+                continue
+            if entry.get("auth"):
+                try:
+                    user, _, pw = base64.b64decode(entry["auth"]).decode().partition(":")
+                except (ValueError, UnicodeDecodeError):
+                    continue
+                return user, pw
+            if entry.get("username"):
+                return entry["username"], entry.get("password", "")
+    return None
+
+
+def _edit_auth_file(change):
+    import fcntl
+
+    path = auth_file()
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    with open(path + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            with open(path) as f:
+                doc = json.load(f)
+        except (OSError, ValueError):
+            doc = {}
+        auths = doc.setdefault("auths", {})
+        result = change(auths)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(doc, f, indent=1)
+        os.rename(tmp, path)
+        return result
+
+
+def save_credentials(domain, username, password):
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    _edit_auth_file(lambda auths: auths.__setitem__(domain, {"auth": token}))
+
+
+def remove_credentials(domain):
+    return _edit_auth_file(lambda auths: any([auths.pop(k, None) is not None
+                                              for k in _auth_keys(domain)]))
+
+
+def parse_challenge(header):
+    """'Bearer realm="x",service="y"' -> ('bearer', {'realm': 'x', 'service': 'y'})"""
+    scheme, _, rest = header.strip().partition(" ")
+    params, i = {}, 0
+    while i < len(rest):
+        while i < len(rest) and rest[i] in " ,":
+            i += 1
+        eq = rest.find("=", i)
+        if eq < 0:
+            break
+        key = rest[i:eq].strip().lower()
+        i = eq + 1
+        if i < len(rest) and rest[i] == '"':
+            j, value = i + 1, []
+            while j < len(rest) and rest[j] != '"':
+                if rest[j] == "\\" and j + 1 < len(rest):
+                    j += 1
+                value.append(rest[j])
+                j += 1
+            params[key] = "".join(value)
+            i = j + 1
+        else:
+            j = rest.find(",", i)
+            j = len(rest) if j < 0 else j
+            params[key] = rest[i:j].strip()
+            i = j
+    return scheme.lower(), params
+
+
+# --- HTTP ---------------------------------------------------------------------------------
+
+class Response:
+    def __init__(self, raw, conn_key):
+        self.raw = raw
+        self.status = raw.status
+        self.headers = raw.headers
+        self.conn_key = conn_key
+
+    def read(self):
+        return self.raw.read()
+
+
+class Client:
+    """One registry; thread-safe (a connection per thread and host)."""
+
+    def __init__(self, domain, insecure=False, credentials=None):
+        self.domain = domain
+        self.host = reference.Reference(domain, "x").api_host
+        self.insecure = insecure
+        self.allow_http = insecure or reference.Reference(domain, "x").is_local
+        self.credentials = credentials if credentials is not None else load_credentials(domain)
+        self.scheme = None
+        self._auth = {}        # scope -> Authorization header value
+        self._auth_lock = threading.Lock()
+        self._tls = threading.local()
+
+    # connections
+    def _connection(self, scheme, host):
+        conns = getattr(self._tls, "conns", None)
+        if conns is None:
+            conns = self._tls.conns = {}
+        key = (scheme, host)
+        conn = conns.get(key)
+        if conn is None:
+            if scheme == "https":
+                ctx = ssl.create_default_context()
+                if self.insecure:
+                    ctx.check_hostname = False
+                    ctx.verify_mode = ssl.CERT_NONE
+                conn = http.client.HTTPSConnection(host, timeout=_TIMEOUT, context=ctx)
+            else:
+                conn = http.client.HTTPConnection(host, timeout=_TIMEOUT)
+            conns[key] = conn
+        return conn
+
+    def _drop(self, key):
+        conns = getattr(self._tls, "conns", {})
+        conn = conns.pop(key, None)
+        if conn is not None:
+            conn.close()
+
+    def _raw(self, method, scheme, host, path, headers):
+        """One request; retried once on a stale keep-alive connection."""
+        for attempt in (0, 1):
+            conn = self._connection(scheme, host)
+            try:
+                conn.request(method, path, headers=headers)
+                return Response(conn.getresponse(), (scheme, host))
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self._drop((scheme, host))
+                if attempt:
+                    raise
+            except BaseException:
+                self._drop((scheme, host))
+                raise
+
+    def _base(self):
+        """Pick https, or http where allowed and https does not answer."""
+        if self.scheme:
+            return self.scheme
+        try:
+            resp = self._raw("GET", "https", self.host, "/v2/", {"User-Agent": USER_AGENT})
+            resp.read()
+            self.scheme = "https"
+        except (ssl.SSLError, ConnectionError, http.client.HTTPException, socket.timeout) as e:
+            self._drop(("https", self.host))
+            if not self.allow_http:
+                raise RegistryError(f"cannot reach https://{self.host}: {e} "
+                                    f"(use --insecure for a plain-http registry)") from None
+            self.scheme = "http"
+        except OSError as e:
+            raise RegistryError(f"cannot reach {self.host}: {e.strerror or e}") from None
+        return self.scheme
+
+    def request(self, method, path, scope, headers=None):
+        """A request to the registry with auth and redirects; the caller reads
+        the response body (success) - error statuses raise RegistryError."""
+        scheme = self._base()
+        host = self.host
+        hdrs = {"User-Agent": USER_AGENT, **(headers or {})}
+        auth_tried = False
+        for _ in range(8):
+            same_host = host == self.host
+            if same_host and scope in self._auth:
+                hdrs["Authorization"] = self._auth[scope]
+            else:
+                hdrs.pop("Authorization", None)
+            try:
+                resp = self._raw(method, scheme, host, path, hdrs)
+            except (OSError, http.client.HTTPException) as e:
+                raise RegistryError(f"{method} {scheme}://{host}{path}: {e}") from None
+            if resp.status in (301, 302, 303, 307, 308):
+                resp.read()
+                url = urllib.parse.urlsplit(urllib.parse.urljoin(
+                    f"{scheme}://{host}{path}", resp.headers.get("Location", "")))
+                if url.scheme not in ("http", "https") or not url.netloc:
+                    raise RegistryError(f"bad redirect from {host}{path}")
+                if url.scheme == "http" and scheme == "https" and not self.allow_http:
+                    raise RegistryError(f"refusing redirect from https to {url.geturl()}")
+                scheme, host = url.scheme, url.netloc
+                path = url.path + (f"?{url.query}" if url.query else "")
+                continue
+            if resp.status == 401 and same_host and not auth_tried:
+                resp.read()
+                auth_tried = True
+                self._authenticate(resp.headers.get("WWW-Authenticate", ""), scope)
+                continue
+            if resp.status >= 400:
+                body = resp.read()
+                self._drop(resp.conn_key) if resp.status >= 500 else None
+                raise RegistryError(self._error_message(resp.status, body, path))
+            return resp
+        raise RegistryError(f"too many redirects for {path}")
+
+    def _error_message(self, status, body, path):
+        detail = ""
+        try:
+            errors = json.loads(body).get("errors") or []
+            detail = "; ".join(f"{e.get('code', '')}: {e.get('message', '')}".strip(": ")
+                               for e in errors)
+        except (ValueError, AttributeError):
+            pass
+        if status == 401:
+            return f"unauthorized: authentication required for {self.domain} " \
+                   f"({detail or 'run minirun login'})"
+        if status == 404:
+            return f"not found: {self.domain}{path} ({detail or 'manifest unknown'})"
+        return f"registry {self.domain} answered {status} for {path}" + \
+            (f": {detail}" if detail else "")
+
+    def _authenticate(self, header, scope):
+        scheme, params = parse_challenge(header)
+        with self._auth_lock:
+            if scheme == "basic":
+                if not self.credentials:
+                    raise RegistryError(f"unauthorized: {self.domain} requires a login "
+                                        f"(minirun login {self.domain})")
+                raw = f"{self.credentials[0]}:{self.credentials[1]}".encode()
+                self._auth[scope] = "Basic " + base64.b64encode(raw).decode()
+                return
+            if scheme != "bearer" or not params.get("realm"):
+                raise RegistryError(f"unauthorized: {self.domain} sent no usable "
+                                    f"WWW-Authenticate challenge ({header!r})")
+            self._auth[scope] = "Bearer " + self._token(params, scope)
+
+    def _token(self, params, scope):
+        realm = urllib.parse.urlsplit(params["realm"])
+        if realm.scheme not in ("http", "https") or not realm.netloc:
+            raise RegistryError(f"bad token realm {params['realm']!r}")
+        if realm.scheme == "http" and not self.allow_http:
+            raise RegistryError(f"refusing plain-http token realm {params['realm']}")
+        query = urllib.parse.parse_qsl(realm.query)
+        if params.get("service"):
+            query.append(("service", params["service"]))
+        query.append(("scope", params.get("scope") or scope))
+        path = (realm.path or "/") + "?" + urllib.parse.urlencode(query)
+        headers = {"User-Agent": USER_AGENT}
+        if self.credentials:
+            raw = f"{self.credentials[0]}:{self.credentials[1]}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
+        try:
+            resp = self._raw("GET", realm.scheme, realm.netloc, path, headers)
+            body = resp.read()
+        except (OSError, http.client.HTTPException) as e:
+            raise RegistryError(f"token server {realm.netloc}: {e}") from None
+        if resp.status != 200:
+            raise RegistryError(f"unauthorized: token server {realm.netloc} answered "
+                                f"{resp.status}" + (" (check minirun login)" if resp.status
+                                                    in (401, 403) else ""))
+        try:
+            doc = json.loads(body)
+            token = doc.get("token") or doc.get("access_token")
+        except (ValueError, AttributeError):
+            token = None
+        if not token or not isinstance(token, str):
+            raise RegistryError(f"token server {realm.netloc} sent no token")
+        return token
+
+    def ping(self):
+        """GET /v2/ with auth: checks credentials (minirun login)."""
+        self.request("GET", "/v2/", scope="registry:catalog:*").read()
+
+    # distribution API
+    def get_manifest(self, repo, ref):
+        resp = self.request("GET", f"/v2/{repo}/manifests/{ref}", scope=f"repository:{repo}:pull",
+                            headers={"Accept": mf.ACCEPT})
+        data = resp.raw.read((4 << 20) + 1)
+        resp.raw.read()
+        if len(data) > 4 << 20:
+            raise RegistryError(f"manifest {repo}:{ref} is larger than 4 MiB")
+        return data, resp.headers.get("Content-Type"), resp.headers.get("Docker-Content-Digest")
+
+    def fetch_blob(self, repo, desc, writer, progress=None, cancelled=None):
+        """Stream a blob into a BlobWriter, resuming on dropped connections."""
+        digest, size = desc["digest"], desc["size"]
+        attempt = 0
+        buf = bytearray(_BUF)
+        view = memoryview(buf)
+        while True:
+            headers = {"Range": f"bytes={writer.size}-"} if writer.size else {}
+            resp = None
+            try:
+                resp = self.request("GET", f"/v2/{repo}/blobs/{digest}",
+                                    scope=f"repository:{repo}:pull", headers=headers)
+                if writer.size and resp.status != 206:
+                    if progress:
+                        progress(-writer.size)
+                    writer.truncate()  # the server ignored Range: start over
+                while True:
+                    if cancelled is not None and cancelled.is_set():
+                        raise RegistryError("cancelled")
+                    n = resp.raw.readinto(buf)
+                    if not n:
+                        break
+                    if writer.size + n > size:
+                        raise RegistryError(f"blob {digest}: more data than its size {size}")
+                    writer.write(view[:n])
+                    if progress:
+                        progress(n)
+                if writer.size < size:
+                    raise http.client.IncompleteRead(b"", size - writer.size)
+                return
+            except (OSError, http.client.HTTPException) as e:
+                if resp is not None:
+                    self._drop(resp.conn_key)
+                attempt += 1
+                if attempt > _RETRIES:
+                    raise RegistryError(f"blob {digest}: download failed after {_RETRIES} "
+                                        f"retries: {e}") from None
+                time.sleep(min(0.1 * 2 ** attempt, 2))
+
+
+# --- progress -----------------------------------------------------------------------------
+
+class Progress:
+    """One status line on stderr (only on a terminal)."""
+
+    def __init__(self, title, total, stream=sys.stderr):
+        self.title, self.total, self.done = title, total, 0
+        self.stream = stream
+        self.enabled = hasattr(stream, "isatty") and stream.isatty()
+        self._lock = threading.Lock()
+        self._last = 0.0
+
+    def add(self, n):
+        with self._lock:
+            self.done += n
+            now = time.monotonic()
+            if self.enabled and now - self._last > 0.1:
+                self._last = now
+                self._draw()
+
+    def _draw(self):
+        width = 30
+        frac = self.done / self.total if self.total else 1
+        bar = "#" * int(frac * width)
+        self.stream.write(f"\r{self.title} [{bar:<{width}}] {self.done / 1e6:6.1f}/"
+                          f"{self.total / 1e6:.1f} MB")
+        self.stream.flush()
+
+    def finish(self):
+        if self.enabled:
+            self.done = self.total
+            self._draw()
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+# --- pull ---------------------------------------------------------------------------------
+
+def _verify_manifest(data, digest_expected, header_digest, what):
+    digest = mf.sha256_digest(data)
+    if digest_expected:
+        mf.verify_bytes(data, digest_expected, what)
+        digest = digest_expected
+    if header_digest and header_digest.startswith("sha256:") and header_digest != digest:
+        raise RegistryError(f"{what}: Docker-Content-Digest {header_digest} does not match "
+                            f"the content ({digest})")
+    return digest
+
+
+def pull(ref, store=None, insecure=False, platform=None, stream=sys.stderr, client=None):
+    """Pull an image (reference string or Reference) into the store; returns
+    the stored Image."""
+    if isinstance(ref, str):
+        ref = reference.parse(ref)
+    store = (store or Store()).ensure()
+    want = platform if isinstance(platform, dict) else mf.parse_platform(platform)
+    client = client or Client(ref.domain, insecure=insecure)
+    repo = ref.path
+    with store.shared():
+        data, ctype, header_digest = client.get_manifest(repo, ref.reference)
+        digest = _verify_manifest(data, ref.digest, header_digest, f"manifest {ref}")
+        doc = mf.load_json(data, "manifest")
+        index_digest = None
+        if mf.kind(doc, ctype) == "index":
+            index_digest = digest
+            store.put_bytes(data, digest, "index")
+            chosen = mf.select_platform(mf.parse_index(data), want)
+            data, ctype, header_digest = client.get_manifest(repo, chosen["digest"])
+            digest = _verify_manifest(data, chosen["digest"], header_digest,
+                                      f"manifest {chosen['digest']}")
+            if mf.kind(mf.load_json(data, "manifest"), ctype) != "manifest":
+                raise RegistryError(f"{ref}: nested image indexes are not supported")
+        manifest = mf.parse_manifest(data)
+        blobs = [("config", manifest["config"])] + [("layer", layer)
+                                                    for layer in manifest["layers"]]
+        missing = [(what, d) for what, d in blobs if not store.has_blob(d["digest"])]
+        total = sum(d["size"] for _, d in missing)
+        progress = Progress(f"Pulling {ref.familiar}", total, stream)
+        cancelled = threading.Event()
+
+        def fetch(item):
+            what, desc = item
+            with store.lock_for(desc["digest"]):
+                if store.has_blob(desc["digest"]):  # a concurrent pull got it
+                    progress.add(desc["size"])
+                    return
+                with store.blob_writer(desc["digest"], desc["size"], what) as writer:
+                    try:
+                        client.fetch_blob(repo, desc, writer, progress.add, cancelled)
+                        writer.commit()
+                    except BaseException:
+                        cancelled.set()
+                        raise
+
+        if len(missing) <= 1:
+            for item in missing:
+                fetch(item)
+        else:
+            with ThreadPoolExecutor(min(_PARALLEL, len(missing))) as pool:
+                futures = [pool.submit(fetch, item) for item in missing]
+                errors = [f.exception() for f in futures]
+            real = [e for e in errors if e is not None and str(e) != "cancelled"]
+            if real or any(errors):
+                raise real[0] if real else next(e for e in errors if e)
+        progress.finish()
+        store.put_bytes(data, digest, "manifest")
+        image = mf.Image(store, digest, data)
+        if len(image.layers) != len(image.diff_ids):
+            raise RegistryError(f"{ref}: config lists {len(image.diff_ids)} diff_ids for "
+                                f"{len(image.layers)} layers")
+        store.tag(ref, digest, index_digest)
+        image.names = [str(ref)]
+    return image
+
+
+def login(domain, username, password, insecure=False):
+    """Check credentials against the registry, then save them."""
+    client = Client(domain, insecure=insecure, credentials=(username, password))
+    client.ping()
+    save_credentials(domain, username, password)
+
+
+def resolve_or_pull(name, store=None, insecure=False, platform=None, stream=sys.stderr):
+    """The Image for `name` from the store, pulling it first if absent
+    (what `minirun run IMAGE` does)."""
+    store = store or Store()
+    image = store.lookup(name)
+    if image is not None:
+        return image
+    return pull(name, store=store, insecure=insecure, platform=platform, stream=stream)

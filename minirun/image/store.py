@@ -1,0 +1,383 @@
+"""The content-addressed image store (default /var/lib/minirun, or $MINIRUN_STORE).
+
+    blobs/sha256/<hex>     manifests, configs and layer blobs, named by digest
+    images.json            image names (name:tag or name@digest) -> manifest digest
+    layers/<chain-id hex>  each layer unpacked once, in overlayfs form (overlay.py)
+    containers/<id>/       per-container upper/work dirs and the rootfs mount point
+    tmp/                   blobs and layer trees being written
+    locks/                 flock files
+
+A blob becomes visible only by rename(2) from tmp/ after its digest and size
+were checked, so nothing partial ever sits under blobs/; readers therefore
+trust the name for layers (they re-hash while unpacking anyway) and re-verify
+small JSON blobs on every read.  Writers of images.json take an exclusive
+flock and replace the file atomically.  Pulls and unpacks hold a shared lock on
+the store and garbage collection an exclusive one, so a collection never
+removes a blob that a concurrent pull has written but not yet tagged.
+"""
+import contextlib
+import datetime
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import threading
+
+from minirun.errors import MinirunError
+from minirun.image import manifest as mf
+from minirun.image import reference
+
+DEFAULT_ROOT = "/var/lib/minirun"
+ENV_VAR = "MINIRUN_STORE"
+
+
+class ImageNotFound(MinirunError):
+    def __init__(self, name):
+        super().__init__(f"no such image: {name}")
+        self.name = name
+
+
+def default_root():
+    return os.environ.get(ENV_VAR) or DEFAULT_ROOT
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class BlobWriter:
+    """Write a blob to tmp/, hashing as it goes; commit() verifies and renames.
+
+    Used as a context manager: leaving it without commit() (an error) removes
+    the temporary file."""
+
+    def __init__(self, store, digest=None, size=None, what="blob"):
+        self.store = store
+        self.expected = digest
+        self.expected_size = size
+        self.what = what
+        algo = (digest or "sha256:").partition(":")[0]
+        self.hasher = hashlib.new(algo)
+        self.size = 0
+        self.path = store._tmp_name("blob")
+        self.file = open(self.path, "xb", buffering=0)
+        self.digest = None
+
+    def write(self, data):
+        self.hasher.update(data)
+        self.size += len(data)
+        view = memoryview(data)
+        while view:
+            n = self.file.write(view)
+            view = view[n:]
+
+    def truncate(self):
+        """Start over (a resumed download the server restarted from 0)."""
+        self.file.seek(0)
+        self.file.truncate()
+        algo = self.hasher.name
+        self.hasher = hashlib.new(algo)
+        self.size = 0
+
+    def commit(self):
+        self.file.close()
+        digest = f"{self.hasher.name}:{self.hasher.hexdigest()}"
+        if self.expected and digest != self.expected:
+            raise MinirunError(f"{self.what} {self.expected}: digest mismatch "
+                               f"(content hashes to {digest})")
+        if self.expected_size is not None and self.size != self.expected_size:
+            raise MinirunError(f"{self.what} {self.expected or digest}: size {self.size}, "
+                               f"expected {self.expected_size}")
+        final = self.store.blob_path(digest)
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        os.rename(self.path, final)
+        self.path = None
+        self.digest = digest
+        return digest
+
+    def discard(self):
+        if not self.file.closed:
+            self.file.close()
+        if self.path:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+            self.path = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.discard()
+
+
+class Store:
+    def __init__(self, root=None):
+        self.root = os.path.abspath(root or default_root())
+        self._tls = threading.local()
+
+    # layout
+    def path(self, *parts):
+        return os.path.join(self.root, *parts)
+
+    def ensure(self):
+        for sub in ("blobs/sha256", "layers", "containers", "tmp", "locks"):
+            os.makedirs(self.path(sub), mode=0o700, exist_ok=True)
+        return self
+
+    def _tmp_name(self, kind):
+        return self.path("tmp", f"{kind}-{os.getpid()}-{threading.get_ident()}-{os.urandom(6).hex()}")
+
+    def blob_path(self, digest):
+        reference.check_digest(digest)
+        algo, _, hexpart = digest.partition(":")
+        return self.path("blobs", algo, hexpart)
+
+    def layer_dir(self, chain_id):
+        reference.check_digest(chain_id, "chain id")
+        return self.path("layers", chain_id.partition(":")[2])
+
+    # locks
+    @contextlib.contextmanager
+    def _flock(self, name, mode):
+        os.makedirs(self.path("locks"), mode=0o700, exist_ok=True)
+        fd = os.open(self.path("locks", name), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, mode)
+            yield
+        finally:
+            os.close(fd)
+
+    def shared(self):
+        """Held while adding to the store (pull, load, unpack): gc waits."""
+        return self._flock("store.lock", fcntl.LOCK_SH)
+
+    def exclusive(self):
+        return self._flock("store.lock", fcntl.LOCK_EX)
+
+    def lock_for(self, digest):
+        """Serialises work on one blob or layer (concurrent pulls of one image)."""
+        return self._flock(digest.replace(":", "-") + ".lock", fcntl.LOCK_EX)
+
+    # blobs
+    def has_blob(self, digest):
+        return os.path.isfile(self.blob_path(digest))
+
+    def open_blob(self, digest):
+        try:
+            return open(self.blob_path(digest), "rb")
+        except FileNotFoundError:
+            raise MinirunError(f"blob {digest} is not in the store") from None
+
+    def read_blob(self, digest):
+        with self.open_blob(digest) as f:
+            data = f.read()
+        mf.verify_bytes(data, digest)
+        return data
+
+    def blob_writer(self, digest=None, size=None, what="blob"):
+        self.ensure()
+        return BlobWriter(self, digest, size, what)
+
+    def put_bytes(self, data, digest=None, what="blob"):
+        digest = digest or mf.sha256_digest(data)
+        if self.has_blob(digest):
+            return digest
+        with self.blob_writer(digest, len(data), what) as w:
+            w.write(data)
+            return w.commit()
+
+    def ingest(self, fileobj, digest=None, size=None, what="blob"):
+        """Copy a file object into the store, verifying digest and size."""
+        if digest and self.has_blob(digest):
+            return digest
+        with self.blob_writer(digest, size, what) as w:
+            while True:
+                chunk = fileobj.read(1 << 20)
+                if not chunk:
+                    break
+                w.write(chunk)
+            return w.commit()
+
+    # names
+    def _load_refs(self):
+        try:
+            with open(self.path("images.json")) as f:
+                return json.load(f).get("refs", {})
+        except FileNotFoundError:
+            return {}
+        except ValueError as e:
+            raise MinirunError(f"corrupt {self.path('images.json')}: {e}") from None
+
+    def _save_refs(self, refs):
+        tmp = self._tmp_name("images.json")
+        with open(tmp, "w") as f:
+            json.dump({"refs": refs}, f, indent=1, sort_keys=True)
+        os.rename(tmp, self.path("images.json"))
+
+    @contextlib.contextmanager
+    def _editing_refs(self):
+        self.ensure()
+        with self._flock("images.lock", fcntl.LOCK_EX):
+            refs = self._load_refs()
+            yield refs
+            self._save_refs(refs)
+
+    def refs(self):
+        return self._load_refs()
+
+    def tag(self, ref, manifest_digest, index_digest=None):
+        """Point a name (Reference) at a manifest already in the store."""
+        image = mf.Image(self, manifest_digest)
+        key = str(ref)
+        with self._editing_refs() as refs:
+            refs[key] = {"manifest": manifest_digest, "config": image.config_digest,
+                         "index": index_digest, "tagged": _now()}
+        return image
+
+    def untag(self, key):
+        with self._editing_refs() as refs:
+            return refs.pop(key, None)
+
+    def _find(self, name):
+        """images.json keys and entries a user's name or id refers to."""
+        refs = self._load_refs()
+        try:
+            ref = reference.parse(name)
+        except reference.InvalidReference:
+            ref = None
+        if ref is not None and str(ref) in refs:
+            return [(str(ref), refs[str(ref)])]
+        if ref is not None and ref.digest:  # name@digest: any tag of that manifest
+            hits = [(k, v) for k, v in refs.items()
+                    if k.split("@")[0].rsplit(":", 1)[0] == ref.name
+                    and ref.digest in (v["manifest"], v.get("index"))]
+            if hits:
+                return hits
+        if reference.looks_like_digest_prefix(name):
+            prefix = name if name.startswith("sha256:") else "sha256:" + name
+            hits = [(k, v) for k, v in refs.items()
+                    if v["config"].startswith(prefix) or v["manifest"].startswith(prefix)]
+            if len({v["config"] for _, v in hits}) > 1:
+                raise MinirunError(f"ambiguous image id prefix: {name}")
+            if hits:
+                return hits
+        return []
+
+    def resolve(self, name):
+        """An Image for a name (busybox, host/repo:tag, name@sha256:...) or id prefix."""
+        hits = self._find(name)
+        if not hits:
+            raise ImageNotFound(name)
+        key, entry = hits[0]
+        return mf.Image(self, entry["manifest"], names=[k for k, _ in hits])
+
+    def lookup(self, name):
+        """Like resolve() but returns None when the image is not in the store."""
+        try:
+            return self.resolve(name)
+        except ImageNotFound:
+            return None
+
+    def images(self):
+        """Rows for `minirun images`: one per name."""
+        rows = []
+        for key, entry in sorted(self._load_refs().items()):
+            try:
+                image = mf.Image(self, entry["manifest"])
+            except MinirunError:
+                continue
+            if "@" in key:
+                repo, tag = key.split("@")[0], "<none>"
+            else:
+                repo, _, tag = key.rpartition(":")
+            short = reference.parse(repo, default_tag=False).familiar
+            rows.append({"repository": short, "tag": tag, "name": key,
+                         "id": image.id, "digest": image.digest,
+                         "created": image.created, "size": image.size,
+                         "platform": image.platform})
+        return rows
+
+    def remove(self, name, force=False):
+        """Untag an image; with all names of an id given by id, remove all.
+        Returns the removed names.  Blobs go at the next gc()."""
+        hits = self._find(name)
+        if not hits:
+            raise ImageNotFound(name)
+        by_id = reference.looks_like_digest_prefix(name) and not self._is_exact_name(name)
+        if by_id and len(hits) > 1 and not force:
+            raise MinirunError(f"image {name} is referenced by {len(hits)} names "
+                               f"({', '.join(k for k, _ in hits)}): use -f or remove by name")
+        in_use = self.images_in_use()
+        removed = []
+        with self._editing_refs() as refs:
+            for key, entry in hits:
+                still_named = [k for k, v in refs.items()
+                               if v["manifest"] == entry["manifest"] and k != key
+                               and k not in [h for h, _ in hits]]
+                if entry["manifest"] in in_use and not still_named and not force:
+                    raise MinirunError(f"image {key} is in use by a container "
+                                       f"(use -f to remove it anyway)")
+                refs.pop(key, None)
+                removed.append(key)
+        return removed
+
+    def _is_exact_name(self, name):
+        try:
+            return str(reference.parse(name)) in self._load_refs()
+        except reference.InvalidReference:
+            return False
+
+    def images_in_use(self):
+        """Manifest digests of images with a prepared container rootfs."""
+        used = set()
+        cdir = self.path("containers")
+        for cid in os.listdir(cdir) if os.path.isdir(cdir) else ():
+            try:
+                with open(os.path.join(cdir, cid, "image.json")) as f:
+                    used.add(json.load(f)["manifest"])
+            except (OSError, ValueError, KeyError):
+                continue
+        return used
+
+    # garbage collection
+    def gc(self):
+        """Remove blobs and unpacked layers no name or container refers to, and
+        temporary files of dead writers.  Returns (blobs removed, bytes freed)."""
+        removed, freed = 0, 0
+        with self.exclusive():
+            keep_blobs, keep_layers = set(), set()
+            manifests = {e["manifest"] for e in self._load_refs().values()}
+            indexes = {e.get("index") for e in self._load_refs().values()} - {None}
+            manifests |= self.images_in_use()
+            for digest in indexes:
+                keep_blobs.add(digest)
+            for digest in manifests:
+                keep_blobs.add(digest)
+                try:
+                    image = mf.Image(self, digest)
+                except MinirunError:
+                    continue
+                keep_blobs.add(image.config_digest)
+                keep_blobs.update(layer["digest"] for layer in image.layers)
+                keep_layers.update(c.partition(":")[2] for c in image.chain_ids)
+            for algo in os.listdir(self.path("blobs")):
+                adir = self.path("blobs", algo)
+                for hexpart in os.listdir(adir):
+                    if f"{algo}:{hexpart}" not in keep_blobs:
+                        p = os.path.join(adir, hexpart)
+                        freed += os.lstat(p).st_size
+                        os.unlink(p)
+                        removed += 1
+            for name in os.listdir(self.path("layers")):
+                if name not in keep_layers:
+                    shutil.rmtree(self.path("layers", name), ignore_errors=True)
+            # Writers hold the shared lock, so with the exclusive one held
+            # nothing in tmp/ belongs to a live writer.
+            for name in os.listdir(self.path("tmp")):
+                p = self.path("tmp", name)
+                if os.path.isdir(p) and not os.path.islink(p):
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    os.unlink(p)
+        return removed, freed
