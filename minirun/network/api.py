@@ -89,6 +89,11 @@ def _our_bridges(store):
 
 def _new_network(store, name, subnet=None, gateway=None, default=False):
     """Record and build a bridge network (caller holds the lock)."""
+    with store.host_lock():
+        return _new_network_locked(store, name, subnet, gateway, default)
+
+
+def _new_network_locked(store, name, subnet, gateway, default):
     from minirun.network import bridge, nat
 
     taken = bridge.host_networks(exclude_links=_our_bridges(store))
@@ -247,7 +252,8 @@ def _write_files(store, ep, dns_opts):
         hosts, resolv = dns.host_hosts(ep["hostname"]), dns.host_resolv_conf()
     else:
         own = [ep["hostname"], *ep.get("aliases", [])]
-        hosts = dns.hosts(ep.get("ip"), own, _peers(store, ep) if ep["mode"] == "bridge" else ())
+        # Without an address (none) the hostname still resolves, Debian-style, to 127.0.1.1.
+        hosts = dns.hosts(ep.get("ip") or "127.0.1.1", own, _peers(store, ep) if ep["mode"] == "bridge" else ())
         resolv = dns.resolv_conf(**dns_opts)
     write_in_place(paths["/etc/hosts"], hosts)
     write_in_place(paths["/etc/hostname"], dns.hostname_file(ep["hostname"]))

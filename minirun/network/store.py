@@ -104,6 +104,19 @@ class Store:
                 os.close(self._lock_fd)   # closing releases the flock
                 self._lock_fd = None
 
+    @staticmethod
+    @contextlib.contextmanager
+    def host_lock():
+        """Host-wide lock for choosing a subnet and creating its bridge, so two
+        stores (e.g. parallel test runs) never pick the same free subnet."""
+        d = "/run/lock" if os.path.isdir("/run/lock") else tempfile.gettempdir()
+        fd = os.open(os.path.join(d, "minirun-network.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
     def _require_lock(self):
         if self._depth == 0:
             raise RuntimeError("network store modified without its lock")
