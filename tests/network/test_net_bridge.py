@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from conftest import BUSYBOX, host_links, http_get_host, nft_rule_comments, unique
+from net_helpers import BUSYBOX, host_links, http_get_host, nft_rule_comments, unique
 from minirun import network
 from minirun.errors import MinirunError
 
