@@ -1,7 +1,11 @@
 """Container root filesystems from cached layers: overlayfs, or a plain unpack.
 
 Each layer is unpacked once into the store (layers/<chain id>), in overlayfs
-form (whiteouts as 0/0 character devices, opaque dirs as trusted.overlay.opaque).
+form.  As containerd's overlay snapshotter does, layer N is applied through a
+temporary overlay mount whose lower dirs are layers 1..N-1 and whose upper dir
+becomes layer N: paths resolve through the symlinks of lower layers exactly as
+in a flat unpack, hard links to lower files work (copy-up), and the kernel
+itself turns deletions into overlay whiteouts and opaque directories.
 A container's rootfs is then one mount:
 
     overlay  lowerdir=<layer N>:...:<layer 1>, upperdir=containers/<id>/upper,
@@ -46,29 +50,60 @@ def ensure_layers(store, image, progress=None):
     return dirs
 
 
+# No metacopy (a chown would leave a data-less upper file) and no redirects:
+# each upper dir must stand alone as a layer.
+_APPLY_OPTIONS = "index=off,metacopy=off,redirect_dir=off"
+
+
+def _copy_root_attrs(src, dst):
+    st = os.stat(src)
+    os.chown(dst, st.st_uid, st.st_gid)
+    os.chmod(dst, st.st_mode & 0o7777)
+
+
 def _unpack_layer(store, image, layer, diff_id, final, lower_dirs, n):
     tmp = store._tmp_name("layer")
-    os.mkdir(tmp, 0o755)
-    lower_fds = []
+    os.mkdir(tmp, 0o700)
+    diff, work, mnt = (os.path.join(tmp, d) for d in ("diff", "work", "mnt"))
+    os.mkdir(diff, 0o755)
+    mounted = False
     root_fd = None
     try:
-        # Lower layers, top first, for hard links that point into them.
-        for d in reversed(lower_dirs):
-            lower_fds.append(os.open(d, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
-        root_fd = unpack.open_root(tmp)
+        target = diff
+        if lower_dirs:
+            os.mkdir(work, 0o700)
+            os.mkdir(mnt, 0o755)
+            _copy_root_attrs(lower_dirs[-1], diff)
+            data = f"lowerdir={':'.join(reversed(lower_dirs))},upperdir={diff},workdir={work}"
+            if len(data) + len(_APPLY_OPTIONS) + 1 > _MAX_MOUNT_DATA:
+                raise MinirunError("too many layers for one overlay mount")
+            try:
+                syscalls.mount("overlay", mnt, "overlay", 0, f"{data},{_APPLY_OPTIONS}",
+                               why="apply a layer on top of the layers below it")
+            except OSError as e:
+                raise _NoOverlay(e.strerror) from None
+            mounted = True
+            target = mnt
+        root_fd = unpack.open_root(target)
         with image.source.open_blob(layer["digest"]) as raw:
             unpack.apply_layer(root_fd, raw, layer["digest"], diff_id,
-                               name=f"layer {n} ({layer['digest'][:19]})", overlay=True,
-                               lower_fds=lower_fds)
-        os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+                               name=f"layer {n} ({layer['digest'][:19]})")
+        os.close(root_fd)
+        root_fd = None
+        if mounted:
+            syscalls.umount2(mnt)
+            mounted = False
+        os.rename(diff, final)
     finally:
-        for fd in lower_fds:
-            os.close(fd)
         if root_fd is not None:
             os.close(root_fd)
+        if mounted:
+            syscalls.umount2(mnt, syscalls.MNT_DETACH)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class _NoOverlay(MinirunError):
+    pass
 
 
 def check_container_id(container_id):
@@ -117,8 +152,13 @@ def prepare_rootfs(image, container_id, store=None, use_overlay=None, progress=N
         os.mkdir(rootfs, 0o755)
         with store.shared():
             if use_overlay is not False and image.layers:
-                layer_dirs = ensure_layers(store, image, progress)
-                mounted = _mount_overlay(cdir, rootfs, layer_dirs, required=use_overlay is True)
+                try:
+                    layer_dirs = ensure_layers(store, image, progress)
+                    mounted = _mount_overlay(cdir, rootfs, layer_dirs,
+                                             required=use_overlay is True)
+                except _NoOverlay as e:
+                    if use_overlay:
+                        raise MinirunError(f"cannot mount overlay: {e}") from None
             if not mounted:
                 unpack.unpack_image(image, rootfs)
                 with open(os.path.join(cdir, "mode"), "w") as f:
@@ -133,11 +173,8 @@ def _mount_overlay(cdir, rootfs, layer_dirs, required):
     upper, work = os.path.join(cdir, "upper"), os.path.join(cdir, "work")
     os.mkdir(upper, 0o755)
     os.mkdir(work, 0o700)
-    # overlayfs lists lowerdirs top first; an upper dir's root takes its
-    # owner/mode from the mount, so copy them from the top layer's root.
-    top = os.stat(layer_dirs[-1])
-    os.chown(upper, top.st_uid, top.st_gid)
-    os.chmod(upper, top.st_mode & 0o7777)
+    # The merged root takes its owner and mode from the upper dir.
+    _copy_root_attrs(layer_dirs[-1], upper)
     data = (f"lowerdir={':'.join(reversed(layer_dirs))},upperdir={upper},workdir={work}")
     if len(data) > _MAX_MOUNT_DATA:
         if required:

@@ -20,12 +20,11 @@ filesystem change is made by this module:
 * `trusted.overlay.*` xattrs in a layer are dropped: they would let an image
   forge overlayfs redirects and whiteouts.
 
-Two modes:
-  apply    layers are applied on top of each other in one directory; whiteouts
-           delete (`minirun unpack`, and the plain-copy rootfs fallback).
-  overlay  each layer is unpacked alone into its own cache directory and
-           whiteouts become overlayfs whiteouts: a 0/0 character device for
-           `.wh.NAME`, the xattr trusted.overlay.opaque=y for `.wh..wh..opq`.
+Whiteouts delete what lower layers put there (`.wh.NAME`), or all of a
+directory's lower children (`.wh..wh..opq`, wherever it appears in the layer),
+never entries of the same layer.  The per-layer overlayfs cache (overlay.py)
+applies a layer through an overlay mount of the layers below it, so the kernel
+records those deletions as overlay whiteouts in the new layer's directory.
 
 Each layer stream is decompressed and hashed on a background thread (zlib,
 zstandard and hashlib release the GIL), so inflating overlaps with the file
@@ -48,7 +47,6 @@ from minirun.linux.paths import mkdirs_in_root, open_in_root
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE = ".wh..wh..opq"
-OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
 _CHUNK = 1 << 20
 _QUEUE_DEPTH = 8
 _DIR_CACHE_MAX = 512
@@ -356,19 +354,24 @@ def _ns(seconds):
 class Extractor:
     """Applies layers to the directory open at root_fd (see module doc)."""
 
-    def __init__(self, root_fd, overlay=False, lower_fds=(), chown=True):
+    def __init__(self, root_fd, chown=True):
         self.root_fd = root_fd
-        self.overlay = overlay
-        self.lower_fds = list(lower_fds)  # overlay mode: lower layer dirs, top first
         self.chown = chown
         self._dirs = {}
+        self._stale = []
         self.entries = 0
 
     # parent directories, resolved inside the root and cached
     def _forget_dirs(self):
-        for fd in self._dirs.values():
-            os.close(fd)
+        # Callers may still hold one of these fds for the current entry:
+        # close them when the next entry starts.
+        self._stale.extend(self._dirs.values())
         self._dirs.clear()
+
+    def _close_stale(self):
+        for fd in self._stale:
+            os.close(fd)
+        self._stale.clear()
 
     def _parent(self, path, create=True):
         fd = self._dirs.get(path)
@@ -425,11 +428,14 @@ class Extractor:
                 if member is None:
                     break
                 tf.members.clear()  # keep memory flat on big layers
+                if self._stale:
+                    self._close_stale()
                 self._entry(stream, member)
                 self.entries += 1
             self._restore_dir_times()
         finally:
             self._forget_dirs()
+            self._close_stale()
 
     def _entry(self, stream, m):
         path = clean_name(m.name)
@@ -559,8 +565,6 @@ class Extractor:
         tpfd = self._parent(tparent, create=False)
         tst = _lstat(tbase, tpfd) if tpfd is not None else None
         pfd = self._parent(parent)
-        if tst is None and self.overlay:
-            return self._copy_from_lower(target, path, pfd, base)
         if tst is None:
             raise UnpackError(f"/{path}: hard link target /{target} does not exist")
         if stat.S_ISDIR(tst.st_mode):
@@ -573,45 +577,6 @@ class Extractor:
         os.link(tbase, base, src_dir_fd=tpfd, dst_dir_fd=pfd, follow_symlinks=False)
         self._layer.add(path)
 
-    def _copy_from_lower(self, target, path, pfd, base):
-        """Overlay mode: a hard link to a file of a lower layer becomes a copy
-        (layers are separate directories, and lower ones are read-only)."""
-        for lower in self.lower_fds:
-            try:
-                src = open_in_root(lower, target, os.O_RDONLY | os.O_NOFOLLOW)
-            except OSError:
-                continue
-            try:
-                st = os.fstat(src)
-                if not stat.S_ISREG(st.st_mode):
-                    raise UnpackError(f"/{path}: hard link target /{target} is not a file")
-                existing = _lstat(base, pfd)
-                if existing is not None:
-                    self._remove(pfd, base, existing)
-                dst = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600,
-                              dir_fd=pfd)
-                try:
-                    remaining = st.st_size
-                    while remaining > 0:
-                        sent = os.copy_file_range(src, dst, remaining)
-                        if sent == 0:
-                            break
-                        remaining -= sent
-                    if self.chown:
-                        os.fchown(dst, st.st_uid, st.st_gid)
-                    os.fchmod(dst, stat.S_IMODE(st.st_mode))
-                    for name in os.listxattr(src):
-                        if not name.startswith("trusted.overlay."):
-                            os.setxattr(dst, name, os.getxattr(src, name))
-                    os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
-                finally:
-                    os.close(dst)
-                self._layer.add(path)
-                return
-            finally:
-                os.close(src)
-        raise UnpackError(f"/{path}: hard link target /{target} does not exist")
-
     def _whiteout(self, parent, base):
         if base == OPAQUE:
             return self._opaque(parent)
@@ -621,14 +586,6 @@ class Extractor:
         vpath = f"{parent}/{victim}" if parent else victim
         if vpath in self._layer:
             return  # a whiteout only hides lower layers, never its own layer
-        if self.overlay:
-            pfd = self._parent(parent)
-            existing = _lstat(victim, pfd)
-            if existing is not None:
-                self._remove(pfd, victim, existing)
-            os.mknod(victim, stat.S_IFCHR | 0o600, 0, dir_fd=pfd)
-            self._layer.add(vpath)
-            return
         pfd = self._parent(parent, create=False)
         if pfd is None:
             return
@@ -637,14 +594,6 @@ class Extractor:
             self._remove(pfd, victim, existing)
 
     def _opaque(self, parent):
-        if self.overlay:
-            self._parent(parent)
-            fd = open_in_root(self.root_fd, parent, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.setxattr(fd, OVERLAY_OPAQUE_XATTR, b"y")
-            finally:
-                os.close(fd)
-            return
         try:
             fd = open_in_root(self.root_fd, parent, os.O_RDONLY | os.O_DIRECTORY)
         except (FileNotFoundError, NotADirectoryError):
@@ -692,13 +641,12 @@ def open_root(path, create=False):
         raise UnpackError(f"cannot open {path}: {e.strerror}") from None
 
 
-def apply_layer(root_fd, raw, digest=None, diff_id=None, name="layer", overlay=False,
-                lower_fds=(), chown=True):
+def apply_layer(root_fd, raw, digest=None, diff_id=None, name="layer", chown=True):
     """Apply one layer blob (open binary file) to the directory at root_fd,
     verifying its digest and diff_id.  Returns (digest, diff_id, entries)."""
     stream = LayerStream(raw, digest, diff_id, name)
     try:
-        ex = Extractor(root_fd, overlay=overlay, lower_fds=lower_fds, chown=chown)
+        ex = Extractor(root_fd, chown=chown)
         ex.apply(stream)
         got_digest, got_diff_id = stream.finish()
         return got_digest, got_diff_id, ex.entries
