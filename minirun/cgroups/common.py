@@ -602,16 +602,20 @@ class Cgroup:
     def _remove(self, dirs):
         """Remove the container's cgroup dirs (and anything nested), then the
         parents create() made if nothing else uses them.  Idempotent."""
+        dirs = [d for d in dirs if os.path.isdir(d)]
+        # Processes just killed may take a moment to leave; live ones keep
+        # the cgroup (EBUSY), and that is the caller's error to report.
+        if not wait_until(lambda: not any(all_procs(d) for d in dirs), 0.5):
+            left = sorted({p for d in dirs for p in all_procs(d)})
+            raise CgroupError(f"failed to remove cgroup {dirs[0]}: device or resource busy "
+                              f"(processes still in it: {' '.join(map(str, left[:10]))})")
         busy = []
         for leaf in dirs:
-            if not os.path.isdir(leaf):
-                continue
             for d in subdirs_bottom_up(leaf):
                 if not rmdir_retry(d):
                     busy.append(d)
         if busy:
-            raise CgroupError(f"failed to remove cgroup {busy[0]}: device or resource busy "
-                              f"(processes still in it)")
+            raise CgroupError(f"failed to remove cgroup {busy[0]}: device or resource busy")
         leaves = set(dirs)
         for d in reversed(self.created):
             if d in leaves or not os.path.isdir(d):

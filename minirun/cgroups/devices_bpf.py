@@ -92,7 +92,12 @@ def program(rules):
         insn(LDX_W, R5, R1, off=8),                                 # r5 = minor
     ]
     for rule in reversed(rules):
-        code.extend(_rule_block(rule))
+        block = _rule_block(rule)
+        code.extend(block)
+        if len(block) == 2:
+            # A rule without conditions decides everything: the verifier
+            # rejects the unreachable code that would follow.
+            return b"".join(code)
     code += [insn(MOV64_K, R0, imm=1), insn(EXIT)]  # no rule matched: allow (v1 default)
     return b"".join(code)
 
