@@ -86,6 +86,9 @@ def run_sandboxed(fn, setup=None):
     {"error": class name, "message": str}."""
     import minirun.image.unpack  # noqa: F401  (import everything before the chroot)
     import minirun.image.layout  # noqa: F401
+    import minirun.image.overlay  # noqa: F401
+    import minirun.image.store  # noqa: F401
+    import zstandard  # noqa: F401
 
     sandbox = tempfile.mkdtemp(prefix="minirun-sbx-")
     r, w = os.pipe()
