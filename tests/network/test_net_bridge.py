@@ -193,3 +193,26 @@ def test_errors_are_clear_and_leave_nothing(store_root, boxes):
     network.remove_network(net, root=store_root)
     assert bridge not in host_links()
     assert not any(c == f"network {net}" for c in nft_rule_comments(network.Store(store_root).table))
+
+
+def test_containers_cannot_reach_the_hosts_loopback_services(store_root, boxes):
+    """route_localnet=1 on the bridge (needed for 127.0.0.1:hostPort) must not let
+    a container send to services the host binds on 127.0.0.1 (CVE-2020-8558)."""
+    box, info = start(boxes, store_root, unique(), publish=[f"127.0.0.1:{free_port()}:80"])
+    with open(f"/proc/sys/net/ipv4/conf/{info['bridge']}/route_localnet") as f:
+        assert f.read().strip() == "1"
+    # The container does what an attacker with CAP_NET_ADMIN in its netns can:
+    # route 127.0.0.1 out of eth0, to the bridge.
+    script = ("echo 1 > /proc/sys/net/ipv4/conf/eth0/route_localnet && "
+              "ip route del local 127.0.0.0/8 dev lo table local && "
+              "ip route del local 127.0.0.1 dev lo table local && "
+              f"ip route add 127.0.0.1/32 via {info['gateway']} dev eth0")
+    assert box.run("sh", "-c", script).returncode == 0
+    # UDP: one datagram delivered is enough to show the hole, no handshake needed.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as service:
+        service.bind(("127.0.0.1", 0))
+        service.settimeout(1.5)
+        port = service.getsockname()[1]
+        assert box.run("bash", "-c", f"echo attack > /dev/udp/127.0.0.1/{port}").returncode == 0
+        with pytest.raises(socket.timeout):
+            service.recvfrom(100)
