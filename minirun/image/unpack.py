@@ -413,6 +413,7 @@ class Extractor:
         """Apply one layer from a LayerStream (or any forward-readable tar file)."""
         self._layer = set()
         self._dir_times = []
+        self._touched = {}  # parent dirs this layer changed -> their times before
         try:
             tf = tarfile.TarFile(fileobj=stream, mode="r", errorlevel=2)
         except tarfile.TarError as e:
@@ -453,6 +454,8 @@ class Extractor:
         if m.islnk():
             return self._hardlink(path, parent, base, m)
         pfd = self._parent(parent)
+        if parent not in self._touched:
+            self._touch(parent, pfd)
         existing = _lstat(base, pfd)
         xattrs = _xattrs(m)
         if m.isdir():
@@ -541,8 +544,27 @@ class Extractor:
                 except OSError:
                     pass
 
+    def _touch(self, path, fd):
+        st = os.fstat(fd)
+        self._touched[path] = (st.st_atime_ns, st.st_mtime_ns)
+
     def _restore_dir_times(self):
-        # Creating children changed the directories' mtimes: set them last.
+        # Adding and removing children changed the directories' mtimes: put
+        # back the times of directories this layer has no entry for (as umoci
+        # does), then set those of the layer's own directory entries.
+        own = {path for path, _ in self._dir_times}
+        for path, times in self._touched.items():
+            if path in own:
+                continue
+            if not path:
+                os.utime(self.root_fd, ns=times)
+                continue
+            parent, _, base = path.rpartition("/")
+            pfd = self._parent(parent, create=False)
+            if pfd is not None:
+                st = _lstat(base, pfd)
+                if st is not None and stat.S_ISDIR(st.st_mode):
+                    os.utime(base, ns=times, dir_fd=pfd, follow_symlinks=False)
         for path, m in reversed(self._dir_times):
             if not path:
                 os.utime(self.root_fd, ns=self._times(m))
@@ -565,6 +587,8 @@ class Extractor:
         tpfd = self._parent(tparent, create=False)
         tst = _lstat(tbase, tpfd) if tpfd is not None else None
         pfd = self._parent(parent)
+        if parent not in self._touched:
+            self._touch(parent, pfd)
         if tst is None:
             raise UnpackError(f"/{path}: hard link target /{target} does not exist")
         if stat.S_ISDIR(tst.st_mode):
@@ -591,6 +615,8 @@ class Extractor:
             return
         existing = _lstat(victim, pfd)
         if existing is not None:
+            if parent not in self._touched:
+                self._touch(parent, pfd)
             self._remove(pfd, victim, existing)
 
     def _opaque(self, parent):
@@ -599,6 +625,8 @@ class Extractor:
         except (FileNotFoundError, NotADirectoryError):
             return
         try:
+            if parent not in self._touched:
+                self._touch(parent, fd)
             self._clear_lower(fd, parent)
         finally:
             os.close(fd)
