@@ -326,6 +326,17 @@ def effective_device_rules(spec_rules, linux_devices=()):
     return rules
 
 
+def complete_devices(resources, linux_devices=None):
+    """resources with its device rules completed (what create() enforces).
+
+    Idempotent: completing already-complete rules changes nothing.
+    """
+    resources = dict(resources or {})
+    if resources.get("devices"):
+        resources["devices"] = effective_device_rules(resources["devices"], linux_devices)
+    return resources
+
+
 def resources_from_spec(linux):
     """linux.resources of a config.json, with the device rules completed.
 
@@ -333,11 +344,7 @@ def resources_from_spec(linux):
     devices the effective rules (see effective_device_rules).
     """
     linux = linux or {}
-    resources = dict(linux.get("resources") or {})
-    if resources.get("devices"):
-        resources["devices"] = effective_device_rules(resources["devices"],
-                                                      linux.get("devices"))
-    return resources
+    return complete_devices(linux.get("resources"), linux.get("devices"))
 
 
 # ----------------------------------------------------------------- file access
@@ -537,9 +544,13 @@ class Cgroup:
         return f"<{type(self).__name__} {self.container_id} {self.path}>"
 
     # The interface (v1.py and v2.py implement it):
-    def create(self, resources=None):
+    def create(self, resources=None, linux_devices=None):
         """mkdir the cgroup (every hierarchy) and apply linux.resources.
-        On failure remove what was made and raise CgroupError."""
+
+        Device rules are completed with the default devices and an allow
+        rule per linux_devices entry (config.json linux.devices), as runc
+        does; see effective_device_rules.  On failure remove what was made
+        and raise CgroupError."""
         raise NotImplementedError
 
     def add_process(self, pid):

@@ -85,8 +85,8 @@ class V1Cgroup(common.Cgroup):
 
     # -------------------------------------------------------------- lifecycle
 
-    def create(self, resources=None):
-        resources = resources or {}
+    def create(self, resources=None, linux_devices=None):
+        resources = common.complete_devices(resources, linux_devices)
         validate(resources)
         try:
             for d in self._hierarchies():

@@ -50,8 +50,8 @@ class V2Cgroup(common.Cgroup):
 
     # -------------------------------------------------------------- lifecycle
 
-    def create(self, resources=None):
-        resources = resources or {}
+    def create(self, resources=None, linux_devices=None):
+        resources = common.complete_devices(resources, linux_devices)
         validate(resources)
         try:
             self.created += common.make_dirs(self.mount, self.path)

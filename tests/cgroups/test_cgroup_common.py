@@ -162,6 +162,7 @@ def test_effective_device_rules_keep_spec_order_then_defaults():
     # the explicit deny of /dev/urandom (1:9) is not undone by a default allow
     assert [r["allow"] for r in rules if (r["major"], r["minor"]) == (1, 9)] == [False]
     assert common.effective_device_rules([], []) == []
+    assert common.effective_device_rules(rules) == rules  # idempotent
 
 
 def test_resources_from_spec_completes_devices_only():
