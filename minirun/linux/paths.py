@@ -10,6 +10,7 @@ CVE-2021-30465, CVE-2024-45310 and CVE-2026-41579.
 """
 import errno
 import os
+import posixpath
 import stat
 
 from minirun.linux.syscalls import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2
@@ -30,9 +31,15 @@ def exists_in_root(root_fd, path):
         return False
 
 
-def mkdirs_in_root(root_fd, path, mode=0o755):
-    """`mkdir -p` inside the root; returns an O_PATH fd of the directory."""
-    parts = [p for p in path.split("/") if p and p != "."]
+def mkdirs_in_root(root_fd, path, mode=0o755, _depth=0):
+    """`mkdir -p` inside the root; returns an O_PATH fd of the directory.
+
+    A dangling symlink on the way is followed the way the kernel would follow
+    it if the rootfs were "/", and its target is created inside the root."""
+    if _depth > 40:
+        raise OSError(errno.ELOOP, "too many levels of symbolic links", path)
+    # Lexical clean-up clamps ".." at "/", as RESOLVE_IN_ROOT does.
+    parts = [p for p in posixpath.normpath("/" + path).split("/") if p]
     done = []
     for part in parts:
         done.append(part)
@@ -44,7 +51,10 @@ def mkdirs_in_root(root_fd, path, mode=0o755):
             try:
                 os.mkdir(part, mode, dir_fd=parent)
             except FileExistsError:
-                pass  # a racing creator, or a dangling symlink (caught below)
+                target = os.readlink(part, dir_fd=parent)  # EINVAL if not a symlink
+                base = "/".join(done[:-1])
+                joined = target if target.startswith("/") else f"{base}/{target}"
+                os.close(mkdirs_in_root(root_fd, joined, mode, _depth + 1))
             finally:
                 os.close(parent)
             fd = open_in_root(root_fd, rel, os.O_PATH | os.O_DIRECTORY)

@@ -1,0 +1,138 @@
+"""What runs inside the new namespaces (stage 2 of runtime/spawn.py), in order:
+
+  1. a new session; umask 0 while we build the filesystem
+  2. rootfs.prepare: mounts, devices (still seeing the host's paths)
+  3. the console, if process.terminal
+  4. rootfs.switch_root: pivot_root (or MS_MOVE+chroot)
+  5. sysctls, hostname/domainname, rootfs.finish (masked/read-only paths)
+  6. process.py: rlimits, user, capabilities, no_new_privs, cwd, fds
+  7. "ready" to the parent; wait for "exec"; fexecve the sealed helper,
+     which waits on exec.fifo for `minirun start` and then execs the user's
+     program.
+"""
+import fcntl  # noqa: F401  (everything stage 2 needs is imported up front:
+import os
+import resource  # noqa: F401  after pivot_root the host's Python library is gone)
+import socket
+import struct
+import termios  # noqa: F401
+
+from minirun.errors import ConfigError, MinirunError
+from minirun.init import console
+from minirun.init import process as proc_setup
+from minirun.init import rootfs
+from minirun.linux import caps, syscalls
+from minirun.linux.trace import step
+
+
+class InitArgs:
+    def __init__(self, *, config, rootfs_path, fifo_fd, helper_fd, no_pivot=False,
+                 no_new_keyring=False, preserve_fds=0, console_sock_fd=None, container_id="",
+                 seccomp=None, process=None, exec_mode=False):
+        self.config = config
+        self.rootfs_path = rootfs_path
+        self.fifo_fd = fifo_fd
+        self.helper_fd = helper_fd
+        self.no_pivot = no_pivot
+        self.no_new_keyring = no_new_keyring
+        self.preserve_fds = preserve_fds
+        self.console_sock_fd = console_sock_fd
+        self.container_id = container_id
+        self.seccomp = seccomp        # (fd, flags) of a compiled filter, or None
+        self.process = process if process is not None else config.get("process") or {}
+        self.exec_mode = exec_mode    # joining a running container (minirun exec)
+
+
+def _bring_up_loopback():
+    step("ioctl", "SIOCSIFFLAGS lo IFF_UP", "a new network namespace starts with lo down",
+         "netdevice(7)")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        ifreq = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s, 0x8913, ifreq))[1]  # SIOCGIFFLAGS
+        fcntl.ioctl(s, 0x8914, struct.pack("16sH14x", b"lo", flags | 1))     # SIOCSIFFLAGS
+
+
+def _set_sysctls(sysctls):
+    for key, value in (sysctls or {}).items():
+        path = "/proc/sys/" + key.replace(".", "/")
+        if ".." in key.split(".") or key.startswith("/"):
+            raise ConfigError(f"invalid sysctl {key!r}")
+        step("write", f"{path} = {value}", "linux.sysctl (a namespaced kernel parameter)",
+             "sysctl(8)")
+        try:
+            with open(path, "w") as f:
+                f.write(str(value))
+        except OSError as e:
+            raise ConfigError(f"sysctl {key}={value}: {e.strerror.lower()}") from None
+
+
+def run(args, channel):
+    """Stage 2 main: set up the container, then exec.  Never returns."""
+    config = args.config
+    process = args.process
+    linux = config.get("linux") or {}
+    namespaces = {ns["type"]: ns.get("path") for ns in linux.get("namespaces") or []}
+    caps.set_dumpable(False)
+    if not args.exec_mode:
+        os.setsid()
+        os.umask(0)
+        fifo_fd = args.fifo_fd
+        if "mount" not in namespaces:
+            raise ConfigError("a mount namespace is required (linux.namespaces has no \"mount\")")
+        if "network" in namespaces and not namespaces["network"]:
+            _bring_up_loopback()
+        root_fd = rootfs.prepare(config, args.rootfs_path)
+        os.close(root_fd)
+        if args.console_sock_fd is not None:
+            console.setup_in_container(args.rootfs_path, args.console_sock_fd, process)
+        rootfs.switch_root(args.rootfs_path, args.no_pivot)
+        _set_sysctls(linux.get("sysctl"))
+        if config.get("hostname"):
+            if "uts" not in namespaces:
+                raise ConfigError("unable to set hostname without a private UTS namespace")
+            step("sethostname", config["hostname"], "the UTS namespace's own hostname",
+                 "sethostname(2)")
+            socket.sethostname(config["hostname"])
+        if config.get("domainname"):
+            syscalls.setdomainname(config["domainname"])
+        rootfs.finish(config)
+        if not args.no_new_keyring:
+            try:
+                syscalls.join_session_keyring(f"_ses.{args.container_id}")
+            except OSError:
+                pass  # keyrings disabled or not allowed here; runc ignores this too
+    else:
+        fifo_fd = -1
+        if args.console_sock_fd is not None:
+            console.setup_in_container(None, args.console_sock_fd, process)
+    env = process.get("env") or []
+    user = process.get("user") or {}
+    os.umask(user.get("umask", 0o022))
+    proc_setup.apply_rlimits(process.get("rlimits"))
+    proc_setup.apply_user_and_caps(process)
+    proc_setup.chdir_checked(process.get("cwd") or "/")
+    path = proc_setup.resolve_executable(process["args"][0], env)
+    keep_from = 3 + args.preserve_fds
+    helper_fd = _move_above(args.helper_fd, keep_from)
+    if fifo_fd >= 0:
+        fifo_fd = _move_above(fifo_fd, keep_from)
+    seccomp_fd, seccomp_flags = args.seccomp or (-1, 0)
+    if seccomp_fd >= 0:
+        seccomp_fd = _move_above(seccomp_fd, keep_from)
+    if channel.fileno() < keep_from:
+        raise MinirunError("internal error: channel fd collides with --preserve-fds")
+    proc_setup.close_fds(keep_from, [fd for fd in (fifo_fd, seccomp_fd) if fd >= 0])
+    channel.send(ready=True)
+    if channel.recv() is None:
+        os._exit(1)  # minirun went away: do not run a half-owned container
+    proc_setup.exec_helper(helper_fd, fifo_fd, seccomp_fd, seccomp_flags, path,
+                           process["args"], env)
+    raise MinirunError("exec helper returned")
+
+
+def _move_above(fd, minimum):
+    if fd >= minimum:
+        return fd
+    new = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, minimum)
+    os.close(fd)
+    return new

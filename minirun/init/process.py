@@ -1,0 +1,162 @@
+"""The container's process attributes, applied just before the final exec.
+
+Applies process.user (uid, gid, additionalGids, umask), process.rlimits,
+process.capabilities, process.noNewPrivileges, process.cwd, process.env and
+process.args; then hands over to the sealed exec helper (see
+c_ext/exec_helper.c for why the last execve is not done by Python).
+"""
+import errno
+import fcntl
+import os
+import resource
+import stat
+
+from minirun.errors import ConfigError, ExecError
+from minirun.linux import caps, syscalls
+from minirun.linux.trace import step
+
+HELPER = os.path.join(os.path.dirname(os.path.dirname(__file__)), "libexec", "minirun-exec")
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE = 1, 2, 4, 8
+
+
+def sealed_helper_fd():
+    """A copy of the exec helper in a sealed memfd (read-only forever)."""
+    step("memfd_create", "minirun-exec + F_SEAL_WRITE|SHRINK|GROW|SEAL",
+         "the process inside the container will run from an unwritable in-memory copy "
+         "(CVE-2019-5736)", "memfd_create(2)")
+    fd = os.memfd_create("minirun-exec", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    with open(HELPER, "rb") as src:
+        size = os.fstat(src.fileno()).st_size
+        offset = 0
+        while offset < size:
+            offset += os.sendfile(fd, src.fileno(), offset, size - offset)
+    fcntl.fcntl(fd, fcntl.F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
+    return fd
+
+
+def env_path(env):
+    for item in env:
+        if item.startswith("PATH="):
+            return item[5:]
+    return DEFAULT_PATH
+
+
+def resolve_executable(args0, env):
+    """Find args[0] as execvp would, inside the container (we are already in
+    its root).  Fails now, at create, with the path in the message."""
+    if "/" in args0:
+        candidates = [args0]
+    else:
+        candidates = [os.path.join(d or ".", args0) for d in env_path(env).split(":")]
+    found_not_exec = None
+    for path in candidates:
+        try:
+            st = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if stat.S_ISREG(st.st_mode) and os.access(path, os.X_OK):
+            return path
+        found_not_exec = path
+    if found_not_exec:
+        raise ExecError(f"exec: {found_not_exec}: permission denied")
+    if "/" in args0:
+        raise ExecError(f"exec: {args0}: no such file or directory")
+    raise ExecError(f"exec: \"{args0}\": executable file not found in $PATH")
+
+
+def apply_rlimits(rlimits):
+    for rl in rlimits or []:
+        kind = getattr(resource, rl["type"], None)
+        if kind is None:
+            raise ConfigError(f"unknown rlimit type {rl['type']!r}")
+        step("setrlimit", f"{rl['type']} soft={rl['soft']} hard={rl['hard']}", "", "setrlimit(2)")
+        try:
+            resource.setrlimit(kind, (rl["soft"], rl["hard"]))
+        except (ValueError, OSError) as e:
+            raise ConfigError(f"setrlimit {rl['type']}: {e}") from None
+
+
+def apply_user_and_caps(process):
+    """Drop to process.user and process.capabilities (the order matters:
+    bounding set first, while we still have CAP_SETPCAP; then the ids with
+    keep-caps so permitted survives setuid; then the sets, then ambient)."""
+    user = process.get("user") or {}
+    uid, gid = user.get("uid", 0), user.get("gid", 0)
+    spec_caps = process.get("capabilities")
+    if spec_caps is not None:
+        available = caps.current_bounding()
+        wanted = {k: caps.parse(spec_caps.get(k), f"process.capabilities.{k}")
+                  for k in ("bounding", "effective", "permitted", "inheritable", "ambient")}
+        missing = set().union(*wanted.values()) - available
+        if missing:
+            # runtime-spec: a capability that cannot be granted is a warning.
+            os.write(2, ("minirun: warning: cannot grant " + ", ".join(
+                sorted(caps.CAP_NAMES[c] for c in missing)) + " (not in the bounding set)\n").encode())
+            wanted = {k: v & available for k, v in wanted.items()}
+        caps.apply_bounding(wanted["bounding"])
+        caps.set_keepcaps(True)
+    groups = user.get("additionalGids") or []
+    step("setgroups/setresgid/setresuid", f"uid={uid} gid={gid} groups={groups}",
+         "become the container's user", "credentials(7)")
+    try:
+        os.setgroups(groups)
+    except PermissionError:
+        if groups:
+            raise
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    if spec_caps is not None:
+        caps.set_keepcaps(False)
+        # The kernel never sets inheritable caps on its own; neither do we,
+        # unless the config asks (CVE-2022-29162).
+        caps.apply_sets(wanted["effective"], wanted["permitted"], wanted["inheritable"])
+        ambient = wanted["ambient"] & wanted["permitted"] & wanted["inheritable"] \
+            if wanted["inheritable"] else set()
+        if wanted["ambient"] and not wanted["inheritable"]:
+            # An ambient cap must be in both permitted and inheritable; raise
+            # inheritable only for the ambient ones the config explicitly wants.
+            ambient = wanted["ambient"] & wanted["permitted"]
+            caps.apply_sets(wanted["effective"], wanted["permitted"], ambient)
+        caps.apply_ambient(ambient)
+    if process.get("noNewPrivileges"):
+        caps.set_no_new_privs()
+
+
+def chdir_checked(cwd):
+    """chdir, then verify we really are inside the container's root
+    (CVE-2024-21626: a leaked fd as cwd would put us on the host)."""
+    try:
+        os.chdir(cwd)
+    except FileNotFoundError:
+        raise ExecError(f"chdir to cwd ({cwd!r}) set in config.json failed: "
+                        "no such file or directory") from None
+    except NotADirectoryError:
+        raise ExecError(f"chdir to cwd ({cwd!r}) set in config.json failed: not a directory") \
+            from None
+    try:
+        here = os.getcwd()
+    except FileNotFoundError:
+        here = ""
+    if not here.startswith("/"):
+        raise ExecError(f"current working directory {cwd!r} is outside of the container root")
+
+
+def close_fds(keep_from, keep):
+    """Mark every fd >= keep_from close-on-exec, except those in `keep`."""
+    syscalls.close_range(keep_from, 0xFFFFFFFF, syscalls.CLOSE_RANGE_CLOEXEC)
+    for fd in range(3, keep_from):
+        try:
+            os.set_inheritable(fd, True)
+        except OSError as e:
+            if e.errno != errno.EBADF:
+                raise
+    for fd in keep:
+        os.set_inheritable(fd, True)
+
+
+def exec_helper(helper_fd, fifo_fd, seccomp_fd, seccomp_flags, path, args, env):
+    argv = ["minirun-exec", str(fifo_fd), str(seccomp_fd), str(seccomp_flags), path, *args]
+    step("execve", f"{path} {args}", "become the container's process "
+         "(after the helper waits for `start`)", "execve(2)")
+    os.execve(helper_fd, argv, {k: v for k, _, v in (e.partition("=") for e in env)})

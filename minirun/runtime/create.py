@@ -1,0 +1,169 @@
+"""`minirun create`: build the container and leave its process waiting.
+
+When this returns, the container's init exists (its host pid is in the pid
+file), has all its namespaces, mounts, user and capabilities, and is blocked
+in the exec helper on <state>/exec.fifo until `minirun start`.
+"""
+import os
+import socket
+
+from minirun import spec
+from minirun.errors import ConfigError, MinirunError
+from minirun.init import InitArgs
+from minirun.init import run as init_run
+from minirun.init.process import sealed_helper_fd
+from minirun.linux import proc
+from minirun.runtime import hooks
+from minirun.runtime.spawn import SpawnPlan, spawn
+from minirun.runtime.state import CREATED, Container, now_rfc3339
+
+
+def write_pid_file(path, pid):
+    """The host pid in decimal, no newline (go-runc parses the whole file)."""
+    path = os.path.abspath(path)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.replace(tmp, path)
+
+
+def _connect_console(path):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError as e:
+        sock.close()
+        raise MinirunError(f"console socket {path}: {e.strerror.lower()}") from None
+    return sock
+
+
+def create(root, container_id, bundle=".", pid_file=None, console_socket=None, no_pivot=False,
+           no_new_keyring=False, preserve_fds=0, console_sock=None, subreaper=False):
+    """Create the container; returns its (locked) Container.  On any failure
+    nothing is left behind: no process, cgroup or state directory."""
+    bundle = os.path.abspath(bundle)
+    config = spec.load_bundle_config(bundle)
+    process = config.get("process")
+    if not process:
+        raise ConfigError("process is required in config.json to create a container")
+    rootfs = spec.rootfs_path(bundle, config)
+    if not os.path.isdir(rootfs):
+        raise ConfigError(f"rootfs {rootfs}: no such directory")
+    if process.get("terminal") and console_socket is None and console_sock is None:
+        raise ConfigError("process.terminal is true: a --console-socket is required to "
+                          "create a container with a terminal")
+    preserve_fds += int(os.environ.get("LISTEN_FDS", "0") or 0)
+    linux = config.get("linux") or {}
+    namespaces = spec.namespaces(config)
+    seccomp = None
+    if linux.get("seccomp"):
+        from minirun.linux import seccomp as seccomp_mod
+
+        seccomp = seccomp_mod.write_filter_fd(linux["seccomp"])
+
+    container = Container.new(root, container_id)
+    cgroup = None
+    spawned = None
+    owned_fds = []
+    try:
+        container.data.update(bundle=bundle, rootfs=rootfs, created=now_rfc3339(),
+                              annotations=config.get("annotations") or {},
+                              no_new_keyring=no_new_keyring)
+        container.save()
+        os.mkfifo(container.fifo_path, 0o622)
+        os.chmod(container.fifo_path, 0o622)  # not narrowed by our umask: any uid may write
+        # Opened here, by the host's root: the init may run as a user (or in a
+        # user namespace) that cannot reach the state directory.
+        fifo_fd = os.open(container.fifo_path, os.O_PATH | os.O_CLOEXEC)
+        owned_fds.append(fifo_fd)
+        from minirun.cgroups import open_cgroup
+
+        cgroup = open_cgroup(container_id, linux.get("cgroupsPath"))
+        cgroup.create(linux.get("resources"))
+        container.data["cgroup"] = cgroup.to_dict()
+        container.save()
+
+        helper_fd = sealed_helper_fd()
+        owned_fds.append(helper_fd)
+        console_fd = None
+        if process.get("terminal"):
+            sock = console_sock or _connect_console(console_socket)
+            owned_fds.append(sock.detach())
+            console_fd = owned_fds[-1]
+        if seccomp:
+            owned_fds.append(seccomp[0])
+        init_args = InitArgs(config=config, rootfs_path=rootfs, fifo_fd=fifo_fd,
+                             helper_fd=helper_fd, no_pivot=no_pivot,
+                             no_new_keyring=no_new_keyring, preserve_fds=preserve_fds,
+                             console_sock_fd=console_fd, container_id=container_id,
+                             seccomp=seccomp)
+        plan = SpawnPlan(
+            new_ns=[t for t, path in namespaces.items() if not path],
+            join_ns={t: path for t, path in namespaces.items() if path},
+            uid_mappings=linux.get("uidMappings") or [],
+            gid_mappings=linux.get("gidMappings") or [],
+            cgroup=cgroup,
+            oom_score_adj=process.get("oomScoreAdj"),
+            stage2=lambda channel: init_run(init_args, channel),
+            subreaper=subreaper,
+        )
+        spawned = spawn(plan)
+        for fd in owned_fds:
+            os.close(fd)
+        owned_fds = []
+        container.data.update(pid=spawned.pid, pid_start=proc.start_time(spawned.pid))
+        container.save()
+        _wait_ready(spawned.channel, container, config)
+        container.data["status"] = CREATED
+        container.save()
+        spawned.channel.send(exec=True)
+        msg = spawned.channel.recv()  # EOF: the helper was exec'd
+        if msg is not None:
+            raise MinirunError(msg.get("error", "container init failed"))
+        spawned.channel.close()
+        if pid_file:
+            write_pid_file(pid_file, spawned.pid)
+        return container
+    except BaseException:
+        for fd in owned_fds:
+            os.close(fd)
+        if spawned is not None:
+            spawned.channel.close()
+            _kill(spawned.pid)
+        if cgroup is not None:
+            cgroup.kill_all(9)
+            cgroup.destroy()
+        container.remove()
+        container.close()
+        raise
+
+
+def _wait_ready(channel, container, config):
+    """Serve the init's requests (hooks to run in the runtime's namespace)
+    until it reports ready."""
+    while True:
+        msg = channel.recv()
+        if msg is None:
+            raise MinirunError("container init exited before it was ready")
+        if "error" in msg:
+            from minirun.errors import ExecError
+
+            raise (ExecError if msg.get("kind") == "exec" else MinirunError)(msg["error"])
+        if msg.get("ready"):
+            return
+        if msg.get("hooks"):
+            hooks.run_phase(config, msg["hooks"], container.oci_state())
+            channel.send(done=True)
+
+
+def _kill(pid):
+    import signal
+
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass

@@ -1,0 +1,49 @@
+"""`minirun delete`: remove a stopped (or, with --force, any) container:
+its process tree, its cgroup, its state; then the poststop hooks."""
+import os
+import signal
+import time
+
+from minirun.errors import ContainerNotFound, InvalidState
+from minirun.runtime import hooks
+from minirun.runtime.start import _config
+from minirun.runtime.state import CREATED, CREATING, STOPPED, Container
+
+
+def delete(root, container_id, force=False):
+    try:
+        container = Container.load(root, container_id)
+    except ContainerNotFound:
+        if force:
+            return  # engines call `delete --force` after the container is gone
+        raise
+    with container:
+        status = container.status()
+        if status not in (STOPPED, CREATED, CREATING) and not force:
+            raise InvalidState(f"cannot delete container {container_id} that is not stopped: {status}")
+        destroy(container)
+
+
+def destroy(container):
+    """Kill everything, remove the cgroup and the state directory."""
+    cgroup = container.cgroup()
+    if container.init_alive():
+        if cgroup is not None:
+            cgroup.kill_all(signal.SIGKILL)
+        try:
+            os.kill(container.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + 10
+        while container.init_alive() and time.monotonic() < deadline:
+            time.sleep(0.005)
+    if cgroup is not None:
+        cgroup.kill_all(signal.SIGKILL)
+        cgroup.destroy()
+    config = _config(container)
+    was_started = container.data.get("status") not in (CREATING,)
+    container.remove()
+    if config and was_started and hooks.has(config, "poststop"):
+        state = container.oci_state()
+        state["status"] = STOPPED
+        hooks.run_phase(config, "poststop", state)

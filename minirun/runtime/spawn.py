@@ -1,0 +1,220 @@
+"""How a container process comes to exist: fork, namespaces, and the hand-off.
+
+    minirun (P)                 stage 1 (C1)                    stage 2 (C2)
+    -----------                 ------------                    ------------
+    fork ---------------------> join/unshare the user ns
+                                "userns" -------->
+    write uid_map/gid_map,
+    oom_score_adj, join cgroup
+    "go" -------------------->  setns() into ns given by path
+                                unshare(the other CLONE_NEW*)
+                                fork --------------------------> (pid 1 in a new pid ns)
+                                "pid" ---------> ; exit          init.run(): mounts, pivot_root,
+    reap C1                                                      devices, hostname, caps, ...
+                                                 <-------------- "ready"
+    (hooks, pid file)
+    "exec" --------------------------------------------------->  fexecve(sealed memfd helper)
+    EOF (channel closed on exec) <------------------------------
+                                                                 helper blocks on exec.fifo
+                                                                 until `minirun start`
+
+Why two forks: a new PID namespace only applies to children of the process
+that unshares it, and the user namespace must be unshared (and mapped by the
+parent) before the other namespaces so that they are owned by it.  C1 exits,
+so C2 is re-parented to the caller's subreaper (containerd's shim, conmon),
+and no minirun process stays behind once `create` returns.
+"""
+import os
+import signal
+import sys
+
+from minirun.errors import ExecError, MinirunError
+from minirun.linux import syscalls
+from minirun.linux.syscalls import CLONE_NEWUSER, NAMESPACE_FLAGS
+from minirun.linux.trace import step
+from minirun.runtime.channel import Channel
+
+# setns order: the user namespace first (it grants the rights to join the
+# others), the mount namespace last (it changes our root and cwd).
+JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
+
+
+class SpawnPlan:
+    """What to create: namespaces, id maps, cgroup, and the stage-2 function."""
+
+    def __init__(self, *, new_ns=(), join_ns=None, uid_mappings=(), gid_mappings=(),
+                 cgroup=None, oom_score_adj=None, stage2=None, subreaper=False):
+        self.new_ns = [t for t in new_ns]           # namespace types to create
+        self.join_ns = dict(join_ns or {})          # type -> path
+        self.uid_mappings = list(uid_mappings)
+        self.gid_mappings = list(gid_mappings)
+        self.cgroup = cgroup                        # minirun.cgroups object or None
+        self.oom_score_adj = oom_score_adj
+        self.stage2 = stage2                        # callable(channel) run in C2, must exec or raise
+        self.subreaper = subreaper
+
+
+class Spawned:
+    def __init__(self, pid, channel):
+        self.pid = pid
+        self.channel = channel
+
+
+def _open_ns_files(join_ns):
+    """Open every namespace path up front, in the host's mount namespace
+    (after setns(mnt) the paths would be looked up inside the container)."""
+    fds = {}
+    try:
+        for kind in JOIN_ORDER:
+            path = join_ns.get(kind)
+            if path:
+                try:
+                    fds[kind] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                except OSError as e:
+                    raise MinirunError(f"{kind} namespace {path}: {e.strerror.lower()}") from None
+    except BaseException:
+        for fd in fds.values():
+            os.close(fd)
+        raise
+    return fds
+
+
+def _write_id_map(pid, name, mappings):
+    lines = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in mappings)
+    step("write", f"/proc/{pid}/{name} {lines.strip()!r}",
+         "map ids inside the user namespace to ids outside it", "user_namespaces(7)")
+    with open(f"/proc/{pid}/{name}", "w") as f:
+        f.write(lines)
+
+
+def spawn(plan):
+    """Run the protocol above; returns Spawned(pid of C2, channel to C2).
+
+    On failure everything forked is killed and MinirunError is raised."""
+    ns_fds = _open_ns_files(plan.join_ns)
+    parent_end, child_end = Channel.pair()
+    if plan.subreaper:
+        from minirun.linux import caps
+
+        caps.set_child_subreaper()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    step("fork", "", "stage 1: will enter the new namespaces", "fork(2)")
+    c1 = os.fork()
+    if c1 == 0:
+        parent_end.close()
+        _stage1(plan, ns_fds, child_end)  # never returns
+    child_end.close()
+    for fd in ns_fds.values():
+        os.close(fd)
+    c2 = None
+    try:
+        msg = parent_end.recv()
+        _raise_if_error(msg, "namespace setup")
+        if msg.get("new_userns"):
+            if plan.uid_mappings:
+                _write_id_map(c1, "uid_map", plan.uid_mappings)
+            if plan.gid_mappings:
+                _write_id_map(c1, "gid_map", plan.gid_mappings)
+        if plan.oom_score_adj is not None:
+            step("write", f"/proc/{c1}/oom_score_adj {plan.oom_score_adj}",
+                 "how eagerly the OOM killer picks this process", "proc(5)")
+            with open(f"/proc/{c1}/oom_score_adj", "w") as f:
+                f.write(str(plan.oom_score_adj))
+        if plan.cgroup is not None:
+            plan.cgroup.add_process(c1)
+        parent_end.send(go=True)
+        msg = parent_end.recv()
+        _raise_if_error(msg, "namespace setup")
+        c2 = msg["pid"]
+        _, status = os.waitpid(c1, 0)
+        c1 = None
+        return Spawned(c2, parent_end)
+    except BaseException:
+        for pid in (c1, c2):
+            if pid:
+                _kill_and_reap(pid)
+        parent_end.close()
+        raise
+
+
+def _raise_if_error(msg, what):
+    if msg is None:
+        raise MinirunError(f"container process exited during {what}")
+    if "error" in msg:
+        cls = ExecError if msg.get("kind") == "exec" else MinirunError
+        raise cls(msg["error"])
+
+
+def _kill_and_reap(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass  # not our child (re-parented); the kill is enough
+
+
+def report_error(channel, exc):
+    """Used in child stages: send an exception to the parent as one line."""
+    if isinstance(exc, OSError) and exc.filename:
+        text = f"{exc.strerror}: {exc.filename}" if ":" in (exc.strerror or "") else \
+            f"{exc.filename}: {(exc.strerror or str(exc)).lower()}"
+    else:
+        text = str(exc) or type(exc).__name__
+    kind = "exec" if isinstance(exc, ExecError) else "setup"
+    try:
+        channel.send(error=text, kind=kind)
+    except OSError:
+        pass
+
+
+def _stage1(plan, ns_fds, channel):
+    code = 1
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        new_userns = "user" in plan.new_ns
+        if "user" in ns_fds:
+            syscalls.setns(ns_fds.pop("user"), CLONE_NEWUSER, plan.join_ns["user"])
+        elif new_userns:
+            syscalls.unshare(CLONE_NEWUSER)
+        channel.send(new_userns=new_userns)
+        if channel.recv() is None:
+            os._exit(1)
+        if new_userns or "user" in plan.join_ns:
+            # Become the namespace's root (mapped by the parent above), so the
+            # rest of the setup runs with its full capabilities.
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        for kind in JOIN_ORDER:
+            if kind in ns_fds:
+                syscalls.setns(ns_fds.pop(kind), NAMESPACE_FLAGS[kind], plan.join_ns[kind])
+        flags = 0
+        for kind in plan.new_ns:
+            if kind != "user":
+                flags |= NAMESPACE_FLAGS[kind]
+        if flags:
+            syscalls.unshare(flags)
+        step("fork", "", "stage 2: the container's init (pid 1 in a new pid namespace)",
+             "pid_namespaces(7)")
+        c2 = os.fork()
+        if c2 == 0:
+            _stage2(plan, channel)
+        channel.send(pid=c2)
+        code = 0
+    except BaseException as e:  # report, never raise: we are a forked child
+        report_error(channel, e)
+    finally:
+        os._exit(code)
+
+
+def _stage2(plan, channel):
+    try:
+        plan.stage2(channel)
+        raise MinirunError("internal error: stage 2 returned")
+    except BaseException as e:
+        report_error(channel, e)
+    finally:
+        os._exit(1)

@@ -1,0 +1,59 @@
+"""`minirun start`: let a created container run its program.
+
+The init is blocked opening <state>/exec.fifo for writing; opening the read
+end releases it, and the byte it writes tells us it got past the FIFO.
+"""
+import os
+import select
+import time
+
+from minirun.errors import InvalidState, MinirunError
+from minirun.runtime import hooks
+from minirun.runtime.state import CREATED, RUNNING, STOPPED, Container
+
+_MESSAGES = {
+    STOPPED: "cannot start a container that has stopped",
+    RUNNING: "cannot start an already running container",
+}
+
+
+def start(root, container_id):
+    with Container.load(root, container_id) as container:
+        status = container.status()
+        if status != CREATED:
+            raise InvalidState(_MESSAGES.get(status, f"cannot start a container in the {status} state"))
+        _release(container)
+        container.data["status"] = RUNNING
+        container.data.pop("exit_status", None)
+        container.save()
+        config = _config(container)
+        if config and hooks.has(config, "poststart"):
+            hooks.run_phase(config, "poststart", container.oci_state())
+
+
+def _release(container):
+    fd = os.open(container.fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        while True:
+            ready, _, _ = select.select([fd], [], [], 0.05)
+            if ready:
+                data = os.read(fd, 1)
+                if data == b"0":
+                    break
+            if not container.init_alive():
+                raise MinirunError("container init exited before start")
+            if not ready:
+                time.sleep(0)
+    finally:
+        os.close(fd)
+        os.unlink(container.fifo_path)
+
+
+def _config(container):
+    import json
+
+    try:
+        with open(os.path.join(container.data.get("bundle", ""), "config.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None

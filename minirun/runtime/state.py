@@ -1,0 +1,174 @@
+"""Container state on disk: <root>/<id>/state.json, written atomically, under a lock.
+
+Layout of <root>/<id>/:
+  state.json   what later calls need: pid and its start time, bundle, cgroup, ...
+  exec.fifo    exists from `create` until `start`: the container is "created"
+The directory itself is the lock (flock on its fd), so `delete` can remove it
+while holding the lock and a waiter then sees "does not exist".  A crash at
+any point leaves a directory that `delete --force` can clean up.
+"""
+import datetime
+import errno
+import fcntl
+import json
+import os
+import re
+
+from minirun import OCI_VERSION
+from minirun.errors import ContainerExists, ContainerNotFound, MinirunError
+from minirun.linux import proc
+
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+FIFO_NAME = "exec.fifo"
+
+CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", "paused", "stopped"
+
+
+def check_id(container_id):
+    if not _ID_RE.match(container_id or "") or len(container_id) > 1024:
+        raise MinirunError(f"invalid container id {container_id!r}: use letters, digits, and _ . + -")
+
+
+def now_rfc3339():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Container:
+    """A container's state directory, opened and locked."""
+
+    def __init__(self, root, container_id, dir_fd):
+        self.root = root
+        self.id = container_id
+        self.dir = os.path.join(root, container_id)
+        self._fd = dir_fd
+        self.data = {}
+
+    # --- opening -------------------------------------------------------
+    @classmethod
+    def new(cls, root, container_id):
+        """Make the state directory for a new container and lock it."""
+        check_id(container_id)
+        os.makedirs(root, mode=0o711, exist_ok=True)
+        path = os.path.join(root, container_id)
+        try:
+            os.mkdir(path, 0o711)
+        except FileExistsError:
+            raise ContainerExists(container_id) from None
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        c = cls(root, container_id, fd)
+        c.data = {"id": container_id, "status": CREATING}
+        return c
+
+    @classmethod
+    def load(cls, root, container_id, lock=True):
+        """Open an existing container (locked unless lock=False)."""
+        check_id(container_id)
+        path = os.path.join(root, container_id)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise ContainerNotFound(container_id) from None
+        if lock:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        c = cls(root, container_id, fd)
+        try:
+            with open(os.path.join(path, "state.json")) as f:
+                c.data = json.load(f)
+        except FileNotFoundError:
+            # Deleted while we waited for the lock, or a create that crashed
+            # before writing state: the latter is still deletable.
+            if not os.path.exists(path):
+                c.close()
+                raise ContainerNotFound(container_id) from None
+            c.data = {"id": container_id, "status": CREATING}
+        except json.JSONDecodeError:
+            c.data = {"id": container_id, "status": CREATING}
+        return c
+
+    def close(self):
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # --- persistence -----------------------------------------------------
+    def save(self):
+        tmp = os.path.join(self.dir, f".state.json.{os.getpid()}")
+        with open(tmp, "w") as f:
+            json.dump(self.data, f)
+        os.replace(tmp, os.path.join(self.dir, "state.json"))
+
+    def remove(self):
+        """Remove the state directory (while still holding the lock)."""
+        for name in os.listdir(self.dir):
+            try:
+                os.unlink(os.path.join(self.dir, name))
+            except IsADirectoryError:
+                import shutil
+
+                shutil.rmtree(os.path.join(self.dir, name), ignore_errors=True)
+        try:
+            os.rmdir(self.dir)
+        except OSError as e:
+            if e.errno != errno.ENOENT:
+                raise
+
+    @property
+    def fifo_path(self):
+        return os.path.join(self.dir, FIFO_NAME)
+
+    # --- status ----------------------------------------------------------
+    @property
+    def pid(self):
+        return self.data.get("pid") or 0
+
+    def init_alive(self):
+        return proc.is_running(self.pid, self.data.get("pid_start"))
+
+    def status(self):
+        if self.data.get("status") == CREATING:
+            return CREATING if self.pid and self.init_alive() else STOPPED
+        if not self.init_alive():
+            return STOPPED
+        if os.path.exists(self.fifo_path):
+            return CREATED
+        cg = self.cgroup()
+        if cg is not None and cg.is_frozen():
+            return PAUSED
+        return RUNNING
+
+    def cgroup(self):
+        if not self.data.get("cgroup"):
+            return None
+        from minirun.cgroups import load_cgroup
+
+        return load_cgroup(self.data["cgroup"])
+
+    def oci_state(self):
+        """The state JSON of the runtime spec (plus runc's rootfs/created/owner)."""
+        status = self.status()
+        return {
+            "ociVersion": OCI_VERSION,
+            "id": self.id,
+            "pid": self.pid if status not in (STOPPED,) else 0,
+            "status": status,
+            "bundle": self.data.get("bundle", ""),
+            "rootfs": self.data.get("rootfs", ""),
+            "created": self.data.get("created", ""),
+            "owner": "",
+            "annotations": self.data.get("annotations") or {},
+        }
+
+
+def list_ids(root):
+    try:
+        return sorted(n for n in os.listdir(root) if _ID_RE.match(n) and
+                      os.path.isdir(os.path.join(root, n)))
+    except FileNotFoundError:
+        return []
