@@ -129,20 +129,21 @@ def images(quiet, digests, fmt, store_root):
 def rmi(force, no_prune, store_root, names):
     """Remove images (names or ids); unreferenced blobs are collected."""
     store = _store(store_root)
-    failed = None
+    failed = []
     for name in names:
         try:
             for key in store.remove(name, force=force):
                 click.echo(f"Untagged: {key}")
         except MinirunError as e:
-            failed = e
-            click.echo(f"minirun: {e}", err=True)
+            failed.append(e)
     if not no_prune:
         removed, freed = store.gc()
         if removed:
             click.echo(f"Deleted {removed} blobs ({_human_size(freed)})")
+    for e in failed[:-1]:
+        click.echo(f"minirun: {e}", err=True)
     if failed:
-        raise click.exceptions.Exit(1)
+        raise failed[-1]
 
 
 @click.command()
