@@ -23,8 +23,14 @@ def is_errno(exc, *codes):
 
 
 def link_index(ipr, name):
-    found = ipr.link_lookup(ifname=name)
-    return found[0] if found else None
+    """Index of link `name`, or None: one RTM_GETLINK for that name (link_lookup
+    would dump every link, which grows with the number of containers)."""
+    try:
+        return ipr.link("get", ifname=name)[0]["index"]
+    except Exception as e:
+        if is_errno(e, errno.ENODEV):
+            return None
+        raise
 
 
 def link_exists(name):
