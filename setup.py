@@ -27,6 +27,6 @@ class BuildWithHelper(build_ext):
 
 
 setup(
-    cffi_modules=["c_ext/build_linux.py:ffibuilder"],
+    cffi_modules=["c_ext/build_linux.py:ffibuilder", "c_ext/build_seccomp.py:ffibuilder"],
     cmdclass={"build_ext": BuildWithHelper},
 )

@@ -196,7 +196,7 @@ def features():
     """Print the runtime-spec features document (what this runtime supports)."""
     from minirun.features import features as get_features
 
-    click.echo(json.dumps(get_features(), indent=2))
+    click.echo(json.dumps(get_features(), indent=4))
 
 
 def _table(rows):
