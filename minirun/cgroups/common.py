@@ -439,8 +439,11 @@ def make_dirs(mount_point, inner, why="make the container's cgroup"):
                 parent = os.path.dirname(path)
                 try:
                     os.mkdir(parent, 0o755)
+                    created.append(parent)
                 except FileExistsError:
                     pass
+                except FileNotFoundError:
+                    return created + make_dirs(mount_point, inner, why)  # deeper race
                 except OSError as e:
                     raise CgroupError(f"failed to create {parent}: {_strerror(e)}") from None
                 continue
@@ -628,7 +631,11 @@ class Cgroup:
         if busy:
             raise CgroupError(f"failed to remove cgroup {busy[0]}: device or resource busy")
         leaves = set(dirs)
-        for d in reversed(self.created):
+        parents = list(reversed(self.created))
+        if os.path.dirname(self.path) == DEFAULT_PARENT:
+            # "/minirun" is ours even when another container made it.
+            parents += [os.path.dirname(d) for d in dirs]
+        for d in parents:
             if d in leaves or not os.path.isdir(d):
                 continue
             try:
