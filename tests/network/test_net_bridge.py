@@ -216,3 +216,24 @@ def test_containers_cannot_reach_the_hosts_loopback_services(store_root, boxes):
         assert box.run("bash", "-c", f"echo attack > /dev/udp/127.0.0.1/{port}").returncode == 0
         with pytest.raises(socket.timeout):
             service.recvfrom(100)
+
+
+def test_published_udp_port(store_root, boxes):
+    import subprocess
+    import sys
+
+    port = free_port()
+    box, _ = start(boxes, store_root, unique(), publish=[f"127.0.0.1:{port}:5353/udp"])
+    echo = ("import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 5353)); "
+            "print('ready', flush=True)\nwhile True:\n d, a = s.recvfrom(100); s.sendto(b'echo ' + d, a)")
+    server = subprocess.Popen(["nsenter", "-t", str(box.pid), "-n", sys.executable, "-c", echo],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout.readline().strip() == "ready"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+            c.settimeout(2)
+            c.sendto(b"ping", ("127.0.0.1", port))
+            assert c.recvfrom(100)[0] == b"echo ping"
+    finally:
+        server.kill()
+        server.wait()
