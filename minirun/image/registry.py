@@ -44,6 +44,10 @@ class RegistryError(MinirunError):
     pass
 
 
+class TransientError(RegistryError):
+    """A failure worth retrying: connection trouble, 429, 5xx."""
+
+
 # --- credentials -------------------------------------------------------------------------
 
 def auth_file():
@@ -251,7 +255,7 @@ class Client:
             try:
                 resp = self._raw(method, scheme, host, path, hdrs)
             except (OSError, http.client.HTTPException) as e:
-                raise RegistryError(f"{method} {scheme}://{host}{path}: {e}") from None
+                raise TransientError(f"{method} {scheme}://{host}{path}: {e}") from None
             if resp.status in (301, 302, 303, 307, 308):
                 resp.read()
                 url = urllib.parse.urlsplit(urllib.parse.urljoin(
@@ -270,7 +274,9 @@ class Client:
                 continue
             if resp.status >= 400:
                 body = resp.read()
-                self._drop(resp.conn_key) if resp.status >= 500 else None
+                if resp.status >= 500 or resp.status == 429:
+                    self._drop(resp.conn_key)
+                    raise TransientError(self._error_message(resp.status, body, path))
                 raise RegistryError(self._error_message(resp.status, body, path))
             return resp
         raise RegistryError(f"too many redirects for {path}")
@@ -383,7 +389,7 @@ class Client:
                 if writer.size < size:
                     raise http.client.IncompleteRead(b"", size - writer.size)
                 return
-            except (OSError, http.client.HTTPException) as e:
+            except (OSError, http.client.HTTPException, TransientError) as e:
                 if resp is not None:
                     self._drop(resp.conn_key)
                 attempt += 1

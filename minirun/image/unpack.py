@@ -32,6 +32,7 @@ writes of the main thread.  The compressed digest and the diff_id are checked
 when the stream ends; callers unpack into a temporary directory and discard it
 on mismatch.
 """
+import collections
 import errno
 import hashlib
 import os
@@ -50,6 +51,10 @@ OPAQUE = ".wh..wh..opq"
 _CHUNK = 1 << 20
 _QUEUE_DEPTH = 8
 _DIR_CACHE_MAX = 512
+_WRITERS = 2
+_ASYNC_MAX = 1 << 20      # files up to this size are written by the pool
+_ASYNC_QUEUE = 64         # at most this many files...
+_ASYNC_BYTES = 16 << 20   # ...and this much data in flight
 
 
 class UnpackError(MinirunError):
@@ -359,6 +364,9 @@ class Extractor:
         self.chown = chown
         self._dirs = {}
         self._stale = []
+        self._pending = {}  # path -> future of its write
+        self._queue = collections.deque()
+        self._inflight = 0
         self.entries = 0
 
     # parent directories, resolved inside the root and cached
@@ -369,6 +377,7 @@ class Extractor:
         self._dirs.clear()
 
     def _close_stale(self):
+        self._drain()  # writer threads may still use these fds
         for fd in self._stale:
             os.close(fd)
         self._stale.clear()
@@ -400,6 +409,7 @@ class Extractor:
         return fd
 
     def _remove(self, pfd, name, st):
+        self._drain()
         if stat.S_ISDIR(st.st_mode):
             shutil.rmtree(name, dir_fd=pfd)
             self._forget_dirs()
@@ -414,6 +424,9 @@ class Extractor:
         self._layer = set()
         self._dir_times = []
         self._touched = {}  # parent dirs this layer changed -> their times before
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(_WRITERS, thread_name_prefix="unpack-write")
         try:
             tf = tarfile.TarFile(fileobj=stream, mode="r", errorlevel=2)
         except tarfile.TarError as e:
@@ -433,10 +446,57 @@ class Extractor:
                     self._close_stale()
                 self._entry(stream, member)
                 self.entries += 1
+            self._drain()
             self._restore_dir_times()
         finally:
+            self._drain(quiet=True)
+            self._pool.shutdown()
             self._forget_dirs()
             self._close_stale()
+
+    # Regular files up to _ASYNC_MAX are written by a small thread pool (the
+    # syscalls release the GIL) while this thread parses the next headers.
+    # Anything that could touch a path still being written - removals,
+    # whiteouts, hard links, a repeated name, closing cached directory fds,
+    # directory times - waits for the pool first.
+    def _submit(self, path, pfd, base, m, xattrs, data):
+        fut = self._pool.submit(self._write_file, pfd, base, m, xattrs, data)
+        self._pending[path] = fut
+        self._queue.append((fut, len(data)))
+        self._inflight += len(data)
+        while len(self._queue) > _ASYNC_QUEUE or self._inflight > _ASYNC_BYTES:
+            done, size = self._queue.popleft()
+            done.result()
+            self._inflight -= size
+        if len(self._pending) > 4 * _ASYNC_QUEUE:
+            self._pending = {p: f for p, f in self._pending.items() if not f.done()}
+
+    def _drain(self, quiet=False):
+        if not self._queue:
+            return
+        error = None
+        while self._queue:
+            fut, _ = self._queue.popleft()
+            try:
+                fut.result()
+            except BaseException as e:
+                error = error or e
+        self._pending.clear()
+        self._inflight = 0
+        if error is not None and not quiet:
+            raise error
+
+    def _write_file(self, pfd, base, m, xattrs, data):
+        fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600, dir_fd=pfd)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            self._set_meta_fd(fd, m, xattrs)
+            os.utime(fd, ns=self._times(m))
+        finally:
+            os.close(fd)
 
     def _entry(self, stream, m):
         path = clean_name(m.name)
@@ -456,6 +516,8 @@ class Extractor:
         pfd = self._parent(parent)
         if parent not in self._touched:
             self._touch(parent, pfd)
+        if path in self._pending:
+            self._drain()  # the same name twice in one layer
         existing = _lstat(base, pfd)
         xattrs = _xattrs(m)
         if m.isdir():
@@ -480,7 +542,9 @@ class Extractor:
             return
         if existing is not None:
             self._remove(pfd, base, existing)
-        if m.isreg():
+        if m.isreg() and m.size <= _ASYNC_MAX:
+            self._submit(path, pfd, base, m, xattrs, stream.read(m.size) if m.size else b"")
+        elif m.isreg():
             fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                          0o600, dir_fd=pfd)
             try:
@@ -578,6 +642,7 @@ class Extractor:
                 os.utime(base, ns=self._times(m), dir_fd=pfd, follow_symlinks=False)
 
     def _hardlink(self, path, parent, base, m):
+        self._drain()
         target = clean_name(m.linkname)
         if not target:
             raise UnpackError(f"/{path}: hard link to the root directory")
@@ -602,6 +667,7 @@ class Extractor:
         self._layer.add(path)
 
     def _whiteout(self, parent, base):
+        self._drain()
         if base == OPAQUE:
             return self._opaque(parent)
         victim = base[len(WHITEOUT_PREFIX):]
@@ -675,7 +741,11 @@ def apply_layer(root_fd, raw, digest=None, diff_id=None, name="layer", chown=Tru
     stream = LayerStream(raw, digest, diff_id, name)
     try:
         ex = Extractor(root_fd, chown=chown)
-        ex.apply(stream)
+        try:
+            ex.apply(stream)
+        except OSError as e:  # the kernel refused something the layer asked for
+            what = f" {e.filename}" if e.filename else ""
+            raise UnpackError(f"{name}: cannot create{what}: {e.strerror or e}") from None
         got_digest, got_diff_id = stream.finish()
         return got_digest, got_diff_id, ex.entries
     finally:
