@@ -18,6 +18,7 @@ import contextlib
 import datetime
 import ipaddress
 import os
+import re
 import secrets
 import shutil
 
@@ -80,6 +81,26 @@ def _open_netns(netns):
         os.close(fd)
         raise MinirunError(f"{path} is the host's network namespace: a bridged container needs its own")
     return fd
+
+
+_HOST_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$")
+_WORD_RE = re.compile(r"^[^\s#;]+$")
+
+
+def _check_names(hostname, aliases, dns_servers, dns_search, dns_options):
+    """Everything that ends up in /etc/hosts or resolv.conf: one word each, so a
+    name cannot smuggle extra lines into another container's files."""
+    for name in [hostname, *aliases]:
+        if not isinstance(name, str) or not _HOST_RE.match(name):
+            raise MinirunError(f"invalid hostname or alias {name!r}")
+    for server in dns_servers or ():
+        try:
+            ipaddress.ip_address(server)
+        except ValueError:
+            raise MinirunError(f"invalid DNS server {server!r}") from None
+    for word in [*(dns_search or ()), *(dns_options or ())]:
+        if not isinstance(word, str) or not _WORD_RE.match(word):
+            raise MinirunError(f"invalid DNS search domain or option {word!r}")
 
 
 # -- networks ------------------------------------------------------------------
@@ -308,6 +329,18 @@ def _is_stale(store, ep):
     return bool(path) and not pid and not os.path.exists(path)
 
 
+def _loopback_up(netns):
+    from minirun.network import veth
+
+    fd = _open_netns(netns)
+    try:
+        veth.loopback_up(fd)
+    except Exception as e:
+        raise _kernel_error("bringing up lo", e) from e
+    finally:
+        os.close(fd)
+
+
 def _detach(store, container_id):
     """Undo everything recorded for container_id (caller holds the lock)."""
     ep = store.endpoint(container_id)
@@ -360,6 +393,7 @@ def attach(container_id, netns=None, network=DEFAULT_NETWORK, publish=(), hostna
         wanted = []  # the container's own sockets are the host's: nothing to forward
     hostname = hostname or container_id[:12]
     aliases = [a for a in aliases or () if a]
+    _check_names(hostname, aliases, dns_servers, dns_search, dns_options)
     dns_opts = {"dns": dns_servers, "dns_search": dns_search, "dns_options": dns_options}
     store = Store(root)
     ep = {"container_id": container_id, "mode": mode, "network": name if mode == "bridge" else None,
@@ -370,41 +404,32 @@ def attach(container_id, netns=None, network=DEFAULT_NETWORK, publish=(), hostna
         if isinstance(netns, int) or str(netns).isdigit():
             ep["container_pid"] = {"pid": int(netns), "start": proc.start_time(int(netns))}
 
-    with store.lock():
-        old = store.endpoint(container_id)
-        if old is not None:
-            if not _is_stale(store, old):
-                raise MinirunError(f"container {container_id} is already attached to a network")
-            _detach(store, container_id)
-        if mode == "container":
-            other = store.endpoint(name)
-            if other is None:
-                raise MinirunError(f"cannot join the network of container {name}: it has none")
-            ep.update(state="attached", shares=name)
-            store.save_endpoint(ep)
-            return _result(store, ep)
-        if mode in ("none", "host"):
-            if mode == "none" and netns is not None:
-                from minirun.network import veth
-
-                fd = _open_netns(netns)
-                try:
-                    veth.loopback_up(fd)
-                except Exception as e:
-                    raise _kernel_error("bringing up lo", e) from e
-                finally:
-                    os.close(fd)
-            ep["state"] = "attached"
-            store.save_endpoint(ep)
-            _write_files(store, ep, dns_opts)
-            return _result(store, ep)
-
-    # bridge: reserve everything under the lock, build outside it, commit under it.
-    nsfd = _open_netns(netns) if netns is not None else None
-    if nsfd is None:
-        raise MinirunError("a bridged container needs its network namespace (PID or path)")
+    nsfd = None
+    if mode == "bridge":
+        if netns is None:
+            raise MinirunError("a bridged container needs its network namespace (PID or path)")
+        nsfd = _open_netns(netns)
     try:
+        # Reserve everything under the lock, build outside it, commit under it.
         with store.lock():
+            old = store.endpoint(container_id)
+            if old is not None:
+                if not _is_stale(store, old):
+                    raise MinirunError(f"container {container_id} is already attached to a network")
+                _detach(store, container_id)
+            if mode == "container":
+                if store.endpoint(name) is None:
+                    raise MinirunError(f"cannot join the network of container {name}: it has none")
+                ep.update(state="attached", shares=name)
+                store.save_endpoint(ep)
+                return _result(store, ep)
+            if mode in ("none", "host"):
+                if mode == "none" and netns is not None:
+                    _loopback_up(netns)
+                ep["state"] = "attached"
+                store.save_endpoint(ep)
+                _write_files(store, ep, dns_opts)
+                return _result(store, ep)
             net = _network(store, name)
             published = [p for o in store.endpoints() for p in o.get("ports") or ()]
             claimed = portmap.claim(wanted, published)
@@ -429,9 +454,12 @@ def attach(container_id, netns=None, network=DEFAULT_NETWORK, publish=(), hostna
         except BaseException as e:
             with store.lock(), contextlib.suppress(Exception):
                 _detach(store, container_id)
+            if not isinstance(e, Exception):
+                raise
             raise _kernel_error(f"connecting {container_id} to network {name}", e) from e
     finally:
-        os.close(nsfd)
+        if nsfd is not None:
+            os.close(nsfd)
     return _result(store, ep)
 
 

@@ -175,6 +175,10 @@ def test_errors_are_clear_and_leave_nothing(store_root, boxes):
     cid = unique()
     with pytest.raises(MinirunError, match="network nosuch not found"):
         network.attach(cid, box.pid, network="nosuch", root=store_root)
+    for bad in ({"hostname": "a\n10.0.0.1 evil"}, {"aliases": ["ok", "bad name"]}, {"dns_servers": ["x"]},
+                {"dns_options": ["ndots:1\nnameserver 1.2.3.4"]}):
+        with pytest.raises(MinirunError, match="invalid"):
+            network.attach(cid, box.pid, root=store_root, **bad)
     with pytest.raises(MinirunError, match="host's network namespace"):
         network.attach(cid, os.getpid(), root=store_root)
     assert network.endpoint(cid, root=store_root) is None
