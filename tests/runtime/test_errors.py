@@ -3,7 +3,7 @@ nothing half-made."""
 import json
 import os
 
-from conftest import MINIRUN
+from minirun_testlib import MINIRUN
 
 
 def _last_log(runtime):

@@ -4,7 +4,7 @@ import os
 import subprocess
 import time
 
-from conftest import MINIRUN, run_in
+from minirun_testlib import MINIRUN, run_in
 
 
 def _alive(pid):

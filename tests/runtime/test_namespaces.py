@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from conftest import run_in
+from minirun_testlib import run_in
 
 
 def _ns(pid, kind):
@@ -69,7 +69,7 @@ def test_join_namespaces_by_path(runtime, bundle, cid, tmp_path):
     runtime("run", "-d", "--bundle", bundle.path, cid)
     first = runtime.state(cid)["pid"]
 
-    from conftest import _new_bundle
+    from minirun_testlib import _new_bundle
     second = _new_bundle(tmp_path / "second", bundle.config["root"]["path"], ["true"])
     nss = []
     for ns in second.linux["namespaces"]:

@@ -1,6 +1,6 @@
 """process.*: args, env, cwd, user, umask, rlimits, capabilities,
 noNewPrivileges, oomScoreAdj; linux.sysctl."""
-from conftest import run_in
+from minirun_testlib import run_in
 
 
 def _status(text, key):

@@ -1,7 +1,7 @@
 """root, mounts, devices, maskedPaths, readonlyPaths, propagation, pivot."""
 import os
 
-from conftest import run_in
+from minirun_testlib import run_in
 
 
 def test_readonly_root(runtime, bundle, cid):

@@ -3,7 +3,7 @@ exec helper, non-dumpable setup."""
 import os
 import socket
 
-from conftest import run_in
+from minirun_testlib import run_in
 
 
 def test_only_stdio_reaches_the_container(runtime, bundle, cid, tmp_path):
