@@ -160,13 +160,18 @@ class V1Cgroup(common.Cgroup):
         freeze, signal each frozen task, thaw: a frozen task cannot fork, so
         the list is complete; with SIGKILL, repeat until the cgroup is empty.
         """
+        frozen_ok = "freezer" in self.dirs and os.path.isdir(self.dirs["freezer"])
         kill_file = self.unified and os.path.join(self.unified, "cgroup.kill")
-        if sig == signal.SIGKILL and kill_file and os.path.exists(kill_file) \
-                and os.path.isdir(self.unified):
+        if sig == signal.SIGKILL and kill_file and os.path.exists(kill_file):
             write_file(kill_file, "1", "kill every process of the container")
+            if frozen_ok and self.is_frozen():
+                self.thaw()  # v1-frozen tasks die only once they run again
             if common.wait_until(lambda: not self.pids(), 2.0):
                 return
-        frozen_ok = "freezer" in self.dirs and os.path.isdir(self.dirs["freezer"])
+        # A paused container stays paused for a catchable signal (it is
+        # delivered on resume); SIGKILL needs the thaw, since a task frozen by
+        # the v1 freezer cannot die until it runs again.
+        stay_frozen = frozen_ok and self.is_frozen() and sig != signal.SIGKILL
         for _ in range(50):
             if frozen_ok:
                 self.freeze()
@@ -178,7 +183,7 @@ class V1Cgroup(common.Cgroup):
                     except ProcessLookupError:
                         pass
             finally:
-                if frozen_ok:
+                if frozen_ok and not stay_frozen:
                     self.thaw()
             if sig != signal.SIGKILL or not pids:
                 return

@@ -190,6 +190,21 @@ def test_kill_all_with_a_catchable_signal(make_cgroup, spawn):
     assert not cg.is_frozen()
 
 
+def test_kill_all_on_a_paused_container(make_cgroup, spawn):
+    cg = make_cgroup()
+    term, kill = spawn(ticker), spawn(ticker)
+    for c in (term, kill):
+        cg.add_process(c.pid)
+        c.go()
+    cg.freeze()
+    cg.kill_all(signal.SIGTERM)       # delivered, but the container stays paused
+    assert cg.is_frozen() and term.poll() is None
+    cg.kill_all(signal.SIGKILL)       # `delete --force` of a paused container
+    for c in (term, kill):
+        c.wait()
+    assert cg.pids() == []
+
+
 def test_destroy_removes_everything_and_is_idempotent(make_cgroup, spawn):
     cg = make_cgroup({"pids": {"limit": 10}}, path=f"{TEST_PARENT}/own-parent/leaf")
     os.mkdir(cg.dirs["memory"] + "/nested")  # a container may make its own sub-cgroups

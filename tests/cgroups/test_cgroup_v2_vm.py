@@ -162,6 +162,14 @@ def test_freeze_and_thaw(make_cgroup, spawn):
     cg.thaw()
     assert not cg.is_frozen()
     assert wait_for(lambda: drain(child.out_r, 0.05))
+    # kill --all of a paused container does not resume it; a signal that is
+    # fatal by default (SIGTERM here) kills even a frozen task on v2
+    cg.freeze()
+    cg.kill_all(signal.SIGTERM)
+    assert cg.is_frozen()
+    cg.kill_all(signal.SIGKILL)
+    child.wait()
+    assert child.killed_by in (signal.SIGTERM, signal.SIGKILL) and cg.pids() == []
 
 
 @in_guest
@@ -221,3 +229,50 @@ def test_destroy_removes_everything(make_cgroup, spawn):
     cg.destroy()
     assert not os.path.exists(os.path.dirname(cg.dir))
     cg.destroy()
+
+
+@in_guest
+def test_from_a_session_scope_relative_and_default_paths(spawn):
+    """A root shell sits in a leaf like user.slice/session-1.scope, which holds
+    processes and so cannot delegate controllers.  A relative cgroupsPath goes
+    under that leaf's parent (as runc does); the default goes to /minirun/<id>."""
+    slice_dir = common.CGROUP_ROOT + TEST_PARENT + "/user.slice"
+    scope = slice_dir + "/session-1.scope"
+    os.makedirs(scope)
+    default_id = "d" + str(os.getpid())
+    made = []
+
+    def in_scope(out):
+        import json
+
+        with open(scope + "/cgroup.procs", "w") as f:
+            f.write("0")
+        layout = common.Layout.read()  # this process's own cgroup, not the parent's
+        rel = cgroups.open_cgroup("rel", "sub/x", layout=layout)
+        rel.create({"pids": {"limit": 3}, "memory": {"limit": 32 * MiB}})
+        default = cgroups.open_cgroup(default_id, None, layout=layout)
+        default.create({"pids": {"limit": 4}})
+        os.write(out, json.dumps([rel.to_dict(), default.to_dict()]).encode())
+        return 0
+
+    child = spawn(in_scope)
+    child.go()
+    child.wait(120)
+    import json
+
+    report = child.read_report()
+    try:
+        assert child.exit_code == 0, report
+        made = [cgroups.load_cgroup(d) for d in json.loads(report)]
+        rel, default = made
+        assert rel.dir == slice_dir + "/sub/x"
+        assert read(rel.dir + "/pids.max") == "3"
+        assert "memory" in read(slice_dir + "/cgroup.subtree_control").split()
+        assert default.dir == f"{common.CGROUP_ROOT}/minirun/{default_id}"
+        assert read(default.dir + "/pids.max") == "4"
+    finally:
+        for cg in made:
+            cg.destroy()
+        for d in (scope, slice_dir + "/sub", slice_dir):
+            common.rmdir_retry(d)
+    assert not os.path.exists(slice_dir + "/sub")
