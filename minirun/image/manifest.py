@@ -7,7 +7,7 @@ nothing later builds a path or URL from an unchecked string.
 """
 import hashlib
 import json
-import platform as _platform
+import os
 
 from minirun.errors import MinirunError
 from minirun.image.reference import valid_digest
@@ -148,7 +148,7 @@ def chain_ids(diff_ids):
 
 
 def host_platform():
-    machine = _platform.machine()
+    machine = os.uname().machine
     arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386",
             "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}.get(machine, machine)
     return {"os": "linux", "architecture": arch}

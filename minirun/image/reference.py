@@ -7,7 +7,6 @@ only if it looks like one (has a `.` or `:`, or is `localhost`); otherwise
 the distribution spec's grammar before it is used in a URL or a file name.
 """
 import re
-from dataclasses import dataclass
 
 from minirun.errors import MinirunError
 
@@ -40,12 +39,31 @@ def check_digest(digest, what="digest"):
     return digest
 
 
-@dataclass(frozen=True)
 class Reference:
-    domain: str
-    path: str
-    tag: str | None = None
-    digest: str | None = None
+    """A parsed reference (immutable; build one with parse())."""
+
+    __slots__ = ("domain", "path", "tag", "digest")
+
+    def __init__(self, domain, path, tag=None, digest=None):
+        object.__setattr__(self, "domain", domain)
+        object.__setattr__(self, "path", path)
+        object.__setattr__(self, "tag", tag)
+        object.__setattr__(self, "digest", digest)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Reference is immutable")
+
+    def _key(self):
+        return (self.domain, self.path, self.tag, self.digest)
+
+    def __eq__(self, other):
+        return isinstance(other, Reference) and self._key() == other._key()
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def __repr__(self):
+        return f"Reference({str(self)!r})"
 
     @property
     def name(self):

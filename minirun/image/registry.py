@@ -14,7 +14,7 @@ Docker-Content-Digest header must match the body, and each blob streams
 through a hash into tmp/ and is renamed into the store only if digest and size
 match.  A dropped connection resumes with a Range request (or restarts if the
 server ignores it).  http is used only with --insecure or for registries on
-localhost/127.0.0.0/8, after https failed.
+localhost/127.0.0.0/8 (when the registry answers plain http there).
 """
 import base64
 import http.client
@@ -180,6 +180,7 @@ class Client:
         self._auth = {}        # scope -> Authorization header value
         self._auth_lock = threading.Lock()
         self._tls = threading.local()
+        self._ctx = None
 
     # connections
     def _connection(self, scheme, host):
@@ -190,15 +191,22 @@ class Client:
         conn = conns.get(key)
         if conn is None:
             if scheme == "https":
-                ctx = ssl.create_default_context()
-                if self.insecure:
-                    ctx.check_hostname = False
-                    ctx.verify_mode = ssl.CERT_NONE
-                conn = http.client.HTTPSConnection(host, timeout=_TIMEOUT, context=ctx)
+                conn = http.client.HTTPSConnection(host, timeout=_TIMEOUT,
+                                                   context=self._ssl_context())
             else:
                 conn = http.client.HTTPConnection(host, timeout=_TIMEOUT)
             conns[key] = conn
         return conn
+
+    def _ssl_context(self):
+        with self._auth_lock:
+            if self._ctx is None:
+                ctx = ssl.create_default_context()
+                if self.insecure:
+                    ctx.check_hostname = False
+                    ctx.verify_mode = ssl.CERT_NONE
+                self._ctx = ctx
+            return self._ctx
 
     def _drop(self, key):
         conns = getattr(self._tls, "conns", {})
@@ -222,21 +230,22 @@ class Client:
                 raise
 
     def _base(self):
-        """Pick https, or http where allowed and https does not answer."""
+        """Pick the scheme: https; for --insecure and local registries, plain
+        http if the registry answers it (an https-only server answers 400)."""
         if self.scheme:
             return self.scheme
-        try:
-            resp = self._raw("GET", "https", self.host, "/v2/", {"User-Agent": USER_AGENT})
-            resp.read()
-            self.scheme = "https"
-        except (ssl.SSLError, ConnectionError, http.client.HTTPException, socket.timeout) as e:
-            self._drop(("https", self.host))
-            if not self.allow_http:
-                raise RegistryError(f"cannot reach https://{self.host}: {e} "
-                                    f"(use --insecure for a plain-http registry)") from None
-            self.scheme = "http"
-        except OSError as e:
-            raise RegistryError(f"cannot reach {self.host}: {e.strerror or e}") from None
+        if self.allow_http:
+            try:
+                resp = self._raw("GET", "http", self.host, "/v2/", {"User-Agent": USER_AGENT})
+                resp.read()
+                if resp.status in (200, 401):
+                    self.scheme = "http"
+                    return self.scheme
+            except (ConnectionError, http.client.HTTPException, socket.timeout):
+                self._drop(("http", self.host))
+            except OSError as e:
+                raise RegistryError(f"cannot reach {self.host}: {e.strerror or e}") from None
+        self.scheme = "https"
         return self.scheme
 
     def request(self, method, path, scope, headers=None):
