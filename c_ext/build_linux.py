@@ -19,6 +19,7 @@ ffibuilder.cdef(
     int mr_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4,
                  unsigned long a5);
     long mr_join_session_keyring(const char *name);
+    int mr_seccomp_filter(unsigned int flags, const void *insns, unsigned short count);
     int mr_bpf_prog_load_cgroup_device(const void *insns, unsigned int insn_cnt,
                                        const char *license, char *log, unsigned int log_size);
     int mr_bpf_prog_attach(int cgroup_fd, int prog_fd, unsigned int attach_type,

@@ -16,6 +16,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/openat2.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <linux/bpf.h>
 
 #ifndef SYS_close_range
@@ -112,4 +114,11 @@ int mr_bpf_prog_attach(int cgroup_fd, int prog_fd, unsigned int attach_type,
     attr.attach_type = attach_type;
     attr.attach_flags = flags;
     return (int)syscall(SYS_bpf, BPF_PROG_ATTACH, &attr, sizeof attr);
+}
+
+/* seccomp(SECCOMP_SET_MODE_FILTER): load a BPF program of `count` instructions. */
+int mr_seccomp_filter(unsigned int flags, const void *insns, unsigned short count)
+{
+    struct sock_fprog prog = { .len = count, .filter = (struct sock_filter *)insns };
+    return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
 }

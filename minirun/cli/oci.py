@@ -203,3 +203,137 @@ def _table(rows):
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         click.echo("   ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+@click.command("exec", context_settings={"allow_interspersed_args": False,
+                                         "ignore_unknown_options": True})
+@click.option("--process", "-p", "process_file", metavar="FILE",
+              help="An OCI process JSON (overrides the other process flags).")
+@click.option("--detach", "-d", is_flag=True, help="Return once the process has started.")
+@click.option("--pid-file", metavar="FILE", help="Write the process's host pid here.")
+@click.option("--console-socket", metavar="PATH", help="Unix socket receiving the pty master.")
+@click.option("--tty", "-t", is_flag=True, help="Allocate a pseudo-terminal.")
+@click.option("--cwd", metavar="DIR", help="Working directory inside the container.")
+@click.option("--env", "-e", multiple=True, metavar="K=V", help="Set an environment variable.")
+@click.option("--user", "-u", metavar="UID[:GID]", help="Run as this user.")
+@click.option("--additional-gids", "-g", multiple=True, type=int, help="Extra group ids.")
+@click.option("--cap", "-c", multiple=True, metavar="CAP", help="Add a capability.")
+@click.option("--no-new-privs", is_flag=True, help="Set no_new_privs for the process.")
+@click.option("--preserve-fds", type=int, default=0, metavar="N",
+              help="Pass fds 3..3+N-1 on to the process.")
+@click.option("--ignore-paused", is_flag=True, help="Allow exec in a paused container.")
+@click.option("--process-label", hidden=True)
+@click.option("--apparmor", hidden=True)
+@click.option("--cgroup", hidden=True)
+@click.argument("container_id")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def exec_(ctx, container_id, command, process_file, detach, pid_file, console_socket, tty, cwd,
+          env, user, additional_gids, cap, no_new_privs, preserve_fds, ignore_paused,
+          process_label, apparmor, cgroup):
+    """Run a new process inside a running container.
+
+    \b
+    Examples:
+      minirun exec c1 ps
+      minirun exec --process proc.json --detach --pid-file p c1
+    """
+    from minirun.errors import ConfigError
+    from minirun.runtime import exec as exec_mod
+
+    if process_file:
+        process = exec_mod.load_process_file(process_file)
+    else:
+        if not command:
+            raise ConfigError("exec needs a command (or --process FILE)")
+        from minirun import spec as spec_mod
+        from minirun.runtime.state import Container
+
+        with Container.load(_root(ctx), container_id, lock=False) as c:
+            config = spec_mod.load_bundle_config(c.data["bundle"])
+        process = exec_mod.process_from_flags(
+            config, command, env=env, cwd=cwd, user=user, caps=cap, tty=tty,
+            no_new_privs=no_new_privs, additional_gids=additional_gids)
+    status = exec_mod.execute(_root(ctx), container_id, process, detach=detach,
+                              pid_file=pid_file, console_socket=console_socket,
+                              preserve_fds=preserve_fds, ignore_paused=ignore_paused)
+    sys.stdout.flush()
+    sys.exit(status)
+
+
+@click.command()
+@click.argument("container_id")
+@click.pass_context
+def pause(ctx, container_id):
+    """Freeze every process of the container (cgroup freezer)."""
+    from minirun.runtime.control import pause as do_pause
+
+    do_pause(_root(ctx), container_id)
+
+
+@click.command()
+@click.argument("container_id")
+@click.pass_context
+def resume(ctx, container_id):
+    """Thaw a paused container."""
+    from minirun.runtime.control import resume as do_resume
+
+    do_resume(_root(ctx), container_id)
+
+
+@click.command()
+@click.option("--resources", "-r", metavar="FILE|-",
+              help="linux.resources JSON (from a file, or - for stdin).")
+@click.option("--memory", type=int, help="Memory limit in bytes.")
+@click.option("--memory-swap", type=int, help="Memory plus swap limit in bytes.")
+@click.option("--memory-reservation", type=int, help="Memory soft limit in bytes.")
+@click.option("--cpu-shares", type=int, help="Relative CPU weight.")
+@click.option("--cpu-quota", type=int, help="CPU time (us) per period.")
+@click.option("--cpu-period", type=int, help="CPU period (us).")
+@click.option("--cpuset-cpus", help="CPUs allowed, e.g. 0-1.")
+@click.option("--cpuset-mems", help="Memory nodes allowed.")
+@click.option("--pids-limit", type=int, help="Maximum number of processes.")
+@click.option("--blkio-weight", type=int, help="Block I/O weight (10-1000).")
+@click.argument("container_id")
+@click.pass_context
+def update(ctx, container_id, resources, memory, memory_swap, memory_reservation, cpu_shares,
+           cpu_quota, cpu_period, cpuset_cpus, cpuset_mems, pids_limit, blkio_weight):
+    """Change the resource limits of a running container.
+
+    \b
+    Examples:
+      minirun update --memory 67108864 --pids-limit 50 c1
+      echo '{"memory":{"limit":134217728}}' | minirun update -r - c1
+    """
+    from minirun.runtime import control
+
+    res = control.load_resources(resources) if resources else {}
+    flat = {("memory", "limit"): memory, ("memory", "swap"): memory_swap,
+            ("memory", "reservation"): memory_reservation, ("cpu", "shares"): cpu_shares,
+            ("cpu", "quota"): cpu_quota, ("cpu", "period"): cpu_period,
+            ("cpu", "cpus"): cpuset_cpus, ("cpu", "mems"): cpuset_mems,
+            ("pids", "limit"): pids_limit, ("blockIO", "weight"): blkio_weight}
+    for (group, key), value in flat.items():
+        if value is not None:
+            res.setdefault(group, {})[key] = value
+    control.update(_root(ctx), container_id, res)
+
+
+@click.command()
+@click.option("--stats", is_flag=True, help="Print the usage once and exit.")
+@click.option("--interval", default=5.0, type=float, show_default=True,
+              help="Seconds between stats events.")
+@click.argument("container_id")
+@click.pass_context
+def events(ctx, container_id, stats, interval):
+    """Print container events (stats, oom) as JSON lines."""
+    from minirun.runtime import control
+
+    def write(event):
+        click.echo(json.dumps(event))
+        sys.stdout.flush()
+
+    if stats:
+        write(control.stats_event(_root(ctx), container_id))
+    else:
+        control.events(_root(ctx), container_id, interval, write)

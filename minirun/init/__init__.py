@@ -23,12 +23,13 @@ from minirun.init import process as proc_setup
 from minirun.init import rootfs
 from minirun.linux import caps, syscalls
 from minirun.linux.trace import step
+from minirun.runtime import hooks
 
 
 class InitArgs:
     def __init__(self, *, config, rootfs_path, fifo_fd, helper_fd, no_pivot=False,
                  no_new_keyring=False, preserve_fds=0, console_sock_fd=None, container_id="",
-                 seccomp=None, process=None, exec_mode=False):
+                 seccomp=None, process=None, exec_mode=False, state=None):
         self.config = config
         self.rootfs_path = rootfs_path
         self.fifo_fd = fifo_fd
@@ -41,6 +42,7 @@ class InitArgs:
         self.seccomp = seccomp        # (fd, flags) of a compiled filter, or None
         self.process = process if process is not None else config.get("process") or {}
         self.exec_mode = exec_mode    # joining a running container (minirun exec)
+        self.state = state or {}      # OCI state for hooks run inside the container
 
 
 def _bring_up_loopback():
@@ -83,6 +85,17 @@ def run(args, channel):
             _bring_up_loopback()
         root_fd = rootfs.prepare(config, args.rootfs_path)
         os.close(root_fd)
+        if any(hooks.has(config, p) for p in ("prestart", "createRuntime", "createContainer",
+                                               "startContainer")):
+            # prestart/createRuntime run in the runtime's namespaces: minirun
+            # runs them, and sends back the state (with our host pid) for ours.
+            channel.send(hooks="createRuntime")
+            reply = channel.recv()
+            if reply is None or "error" in reply:
+                raise MinirunError((reply or {}).get("error", "createRuntime hooks failed"))
+            args.state = reply["state"]
+        if hooks.has(config, "createContainer"):
+            hooks.run_phase(config, "createContainer", args.state)
         if args.console_sock_fd is not None:
             console.setup_in_container(args.rootfs_path, args.console_sock_fd, process)
         rootfs.switch_root(args.rootfs_path, args.no_pivot)
@@ -109,6 +122,15 @@ def run(args, channel):
     user = process.get("user") or {}
     os.umask(user.get("umask", 0o022))
     proc_setup.apply_rlimits(process.get("rlimits"))
+    seccomp_fd, seccomp_flags = args.seccomp or (-1, 0)
+    if seccomp_fd >= 0 and not process.get("noNewPrivileges"):
+        # Without no_new_privs the kernel only accepts a filter from a process
+        # holding CAP_SYS_ADMIN, so load it now, before capabilities are
+        # dropped (as runc does); the rest of the setup runs under it.
+        program = os.pread(seccomp_fd, os.fstat(seccomp_fd).st_size, 0)
+        syscalls.seccomp_load(program, seccomp_flags)
+        os.close(seccomp_fd)
+        seccomp_fd, seccomp_flags = -1, 0
     proc_setup.apply_user_and_caps(process)
     proc_setup.chdir_checked(process.get("cwd") or "/")
     path = proc_setup.resolve_executable(process["args"][0], env)
@@ -116,7 +138,6 @@ def run(args, channel):
     helper_fd = _move_above(args.helper_fd, keep_from)
     if fifo_fd >= 0:
         fifo_fd = _move_above(fifo_fd, keep_from)
-    seccomp_fd, seccomp_flags = args.seccomp or (-1, 0)
     if seccomp_fd >= 0:
         seccomp_fd = _move_above(seccomp_fd, keep_from)
     if channel.fileno() < keep_from:
@@ -125,9 +146,24 @@ def run(args, channel):
     channel.send(ready=True)
     if channel.recv() is None:
         os._exit(1)  # minirun went away: do not run a half-owned container
+    if fifo_fd >= 0 and hooks.has(config, "startContainer"):
+        channel.close()
+        # startContainer hooks run after `start`, inside the container, before
+        # the program: wait for start here (in Python) instead of the helper.
+        _wait_for_start(fifo_fd)
+        fifo_fd = -1
+        state = dict(args.state, status="running")
+        hooks.run_phase(config, "startContainer", state)
     proc_setup.exec_helper(helper_fd, fifo_fd, seccomp_fd, seccomp_flags, path,
                            process["args"], env)
     raise MinirunError("exec helper returned")
+
+
+def _wait_for_start(fifo_fd):
+    fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+    os.write(fd, b"0")
+    os.close(fd)
+    os.close(fifo_fd)
 
 
 def _move_above(fd, minimum):

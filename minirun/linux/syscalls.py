@@ -190,3 +190,11 @@ def bpf_prog_attach(cgroup_fd, prog_fd, attach_type, flags=0, path=None):
          "attach the program to the cgroup", "bpf(2)")
     _check(lib.mr_bpf_prog_attach(cgroup_fd, prog_fd, attach_type, flags), "bpf prog attach",
            path)
+
+
+def seccomp_load(program, flags=0):
+    """Load a BPF program (bytes of struct sock_filter) for this process."""
+    step("seccomp", f"SECCOMP_SET_MODE_FILTER {len(program) // 8} instructions flags={flags}",
+         "restrict the system calls the container may make", "seccomp(2)")
+    buf = ffi.from_buffer(program)
+    _check(lib.mr_seccomp_filter(flags, buf, len(program) // 8), "load seccomp filter")

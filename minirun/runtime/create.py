@@ -76,10 +76,10 @@ def create(root, container_id, bundle=".", pid_file=None, console_socket=None, n
         # user namespace) that cannot reach the state directory.
         fifo_fd = os.open(container.fifo_path, os.O_PATH | os.O_CLOEXEC)
         owned_fds.append(fifo_fd)
-        from minirun.cgroups import open_cgroup
+        from minirun.cgroups import open_cgroup, resources_from_spec
 
         cgroup = open_cgroup(container_id, linux.get("cgroupsPath"))
-        cgroup.create(linux.get("resources"))
+        cgroup.create(resources_from_spec(linux), linux.get("devices"))
         container.data["cgroup"] = cgroup.to_dict()
         container.save()
 
@@ -151,9 +151,14 @@ def _wait_ready(channel, container, config):
             raise (ExecError if msg.get("kind") == "exec" else MinirunError)(msg["error"])
         if msg.get("ready"):
             return
-        if msg.get("hooks"):
-            hooks.run_phase(config, msg["hooks"], container.oci_state())
-            channel.send(done=True)
+        if msg.get("hooks") == "createRuntime":
+            try:
+                hooks.run_phase(config, "prestart", container.oci_state())
+                hooks.run_phase(config, "createRuntime", container.oci_state())
+            except MinirunError as e:
+                channel.send(error=str(e))
+                raise
+            channel.send(done=True, state=container.oci_state())
 
 
 def _kill(pid):
