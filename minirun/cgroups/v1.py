@@ -160,6 +160,8 @@ class V1Cgroup(common.Cgroup):
         freeze, signal each frozen task, thaw: a frozen task cannot fork, so
         the list is complete; with SIGKILL, repeat until the cgroup is empty.
         """
+        if not self.exists():
+            return
         frozen_ok = "freezer" in self.dirs and os.path.isdir(self.dirs["freezer"])
         kill_file = self.unified and os.path.join(self.unified, "cgroup.kill")
         if sig == signal.SIGKILL and kill_file and os.path.exists(kill_file):

@@ -220,6 +220,8 @@ def test_destroy_removes_everything_and_is_idempotent(make_cgroup, spawn):
         assert not os.path.exists(os.path.dirname(d))  # the parent create() made
     cg.destroy()  # already gone: fine
     assert not cg.exists()
+    cg.kill_all(signal.SIGKILL)  # `delete --force` retried after a partial delete
+    assert cg.pids() == [] and not cg.is_frozen() and not cg.oom_killed()
 
 
 def test_a_rejected_value_names_file_and_value_and_leaves_nothing(make_cgroup):
