@@ -377,6 +377,12 @@ class Store:
             for name in os.listdir(self.path("tmp")):
                 p = self.path("tmp", name)
                 if os.path.isdir(p) and not os.path.islink(p):
+                    # A layer unpack that was killed may have left its overlay
+                    # mounted: never recurse through it.
+                    if os.path.ismount(os.path.join(p, "mnt")):
+                        from minirun.linux import syscalls
+
+                        syscalls.umount2(os.path.join(p, "mnt"), syscalls.MNT_DETACH)
                     shutil.rmtree(p, ignore_errors=True)
                 else:
                     os.unlink(p)

@@ -49,12 +49,12 @@ from minirun.linux.paths import mkdirs_in_root, open_in_root
 WHITEOUT_PREFIX = ".wh."
 OPAQUE = ".wh..wh..opq"
 _CHUNK = 1 << 20
-_QUEUE_DEPTH = 8
+_QUEUE_DEPTH = 6
 _DIR_CACHE_MAX = 512
 _WRITERS = 2
 _ASYNC_MAX = 1 << 20      # files up to this size are written by the pool
 _ASYNC_QUEUE = 64         # at most this many files...
-_ASYNC_BYTES = 16 << 20   # ...and this much data in flight
+_ASYNC_BYTES = 8 << 20    # ...and this much data in flight
 
 
 class UnpackError(MinirunError):
