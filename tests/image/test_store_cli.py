@@ -142,3 +142,16 @@ def test_user_resolution_is_chrooted(tmp_path):
 def test_no_command_is_an_error():
     with pytest.raises(MinirunError, match="no command"):
         bundle.image_spec({"config": {}})
+
+
+def test_load_rejects_corrupt_blob_and_keeps_nothing(bb_layout, tmp_path):
+    s = Store(str(tmp_path / "store"))
+    image = layout.OCILayout(bb_layout).resolve("latest")
+    blob = os.path.join(bb_layout, "blobs", "sha256", image.layers[0]["digest"].split(":")[1])
+    data = bytearray(open(blob, "rb").read())
+    data[100] ^= 1
+    open(blob, "wb").write(bytes(data))
+    with pytest.raises(MinirunError, match=image.layers[0]["digest"]):
+        layout.load_archive(s, bb_layout, name="bad")
+    assert s.refs() == {} and not s.has_blob(image.layers[0]["digest"])
+    assert os.listdir(s.path("tmp")) == []
