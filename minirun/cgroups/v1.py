@@ -117,14 +117,13 @@ class V1Cgroup(common.Cgroup):
 
     # -------------------------------------------------------------- processes
 
-    def _procs_dir(self):
-        for ctrl in ("pids", "freezer", "memory", "cpu"):
-            if ctrl in self.dirs:
-                return self.dirs[ctrl]
-        return self.unified or next(iter(self.dirs.values()))
-
     def pids(self):
-        return common.all_procs(self._procs_dir())
+        """Union over every hierarchy: someone may have moved a process out of
+        one of them (the OCI suite's delete_only_create_resources does)."""
+        found = set()
+        for d in self._hierarchies():
+            found.update(common.all_procs(d))
+        return sorted(found)
 
     def freeze(self):
         d = self._dir("freezer", "the freezer state")

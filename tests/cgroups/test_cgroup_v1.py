@@ -78,6 +78,19 @@ def test_every_hierarchy_and_the_hybrid_unified_dir_get_the_process(make_cgroup,
     assert cg.pids() == [child.pid]
 
 
+def test_a_process_moved_out_of_one_hierarchy_is_still_found_and_killed(make_cgroup, spawn):
+    cg = make_cgroup()
+    other = make_cgroup()
+    child = spawn(ticker)
+    cg.add_process(child.pid)
+    common.add_pid(other.dirs["pids"], child.pid)  # as the OCI suite does with "tasks"
+    assert cg.pids() == [child.pid]
+    cg.kill_all(signal.SIGKILL)
+    child.wait()
+    cg.destroy()
+    assert os.path.isdir(other.dirs["pids"])  # not ours: left alone
+
+
 def test_cpuset_is_copied_into_new_parents(make_cgroup, spawn):
     # Two new levels: both must get the parent's cpus/mems or tasks are refused.
     cg = make_cgroup(path=f"{TEST_PARENT}/deep/er/x")
