@@ -436,6 +436,13 @@ class Progress:
                           f"{self.total / 1e6:.1f} MB")
         self.stream.flush()
 
+    def blob_done(self, what, digest, size):
+        """Without a terminal, one line per blob instead of a bar."""
+        if not self.enabled:
+            with self._lock:
+                self.stream.write(f"{self.title}: {what} {digest[:19]} {size / 1e6:.1f} MB done\n")
+                self.stream.flush()
+
     def finish(self):
         if self.enabled:
             self.done = self.total
@@ -498,6 +505,7 @@ def pull(ref, store=None, insecure=False, platform=None, stream=sys.stderr, clie
                     try:
                         client.fetch_blob(repo, desc, writer, progress.add, cancelled)
                         writer.commit()
+                        progress.blob_done(what, desc["digest"], desc["size"])
                     except BaseException:
                         cancelled.set()
                         raise
