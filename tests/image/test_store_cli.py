@@ -155,3 +155,22 @@ def test_load_rejects_corrupt_blob_and_keeps_nothing(bb_layout, tmp_path):
         layout.load_archive(s, bb_layout, name="bad")
     assert s.refs() == {} and not s.has_blob(image.layers[0]["digest"])
     assert os.listdir(s.path("tmp")) == []
+
+
+def test_rmi_refuses_image_in_use(bb_layout, tmp_path):
+    from minirun.image import overlay
+
+    s = Store(str(tmp_path / "store"))
+    layout.load_archive(s, bb_layout, name="bb:1")
+    rootfs, cleanup = overlay.prepare_rootfs(s.resolve("bb:1"), "user1", store=s)
+    try:
+        with pytest.raises(MinirunError, match="in use"):
+            s.remove("bb:1")
+        s.gc()  # must keep what the container's rootfs is made of
+        assert os.path.isfile(os.path.join(rootfs, "bin", "busybox"))
+        assert all(os.path.isdir(s.layer_dir(c)) for c in s.resolve("bb:1").chain_ids)
+    finally:
+        cleanup()
+    assert s.remove("bb:1") == ["docker.io/library/bb:1"]
+    s.gc()
+    assert os.listdir(s.path("layers")) == [] and os.listdir(s.path("blobs", "sha256")) == []
