@@ -31,14 +31,11 @@ def _ago(created):
 
     if not created:
         return "N/A"
-    try:
-        when = datetime.datetime.fromisoformat(created.replace("Z", "+00:00")[:26]
-                                               + ("+00:00" if "+" not in created[19:]
-                                                  and created.endswith("Z") else ""))
+    try:  # RFC 3339; seconds are enough here
+        when = datetime.datetime.strptime(created[:19], "%Y-%m-%dT%H:%M:%S").replace(
+            tzinfo=datetime.timezone.utc)
     except ValueError:
         return created
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=datetime.timezone.utc)
     secs = (datetime.datetime.now(datetime.timezone.utc) - when).total_seconds()
     for unit, length in (("year", 31536000), ("month", 2592000), ("week", 604800),
                          ("day", 86400), ("hour", 3600), ("minute", 60)):
