@@ -10,7 +10,7 @@ import io
 import os
 
 import pytest
-from conftest import run_sandboxed
+from imagetest import run_sandboxed
 from imagebuild import entry, make_layout, opaque, tar_bytes, whiteout
 
 PWN = b"pwned"

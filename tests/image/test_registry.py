@@ -15,7 +15,7 @@ import time
 import urllib.request
 
 import pytest
-from conftest import diff_trees, need, tree, umoci_unpack
+from imagetest import diff_trees, need, tree, umoci_unpack
 from imagebuild import busybox_rootfs_entries, entry, make_layout, add_index
 
 from minirun.image import overlay, registry

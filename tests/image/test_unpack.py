@@ -5,7 +5,7 @@ import stat
 import subprocess
 
 import pytest
-from conftest import diff_trees, need, tree, umoci_unpack
+from imagetest import diff_trees, need, tree, umoci_unpack
 from imagebuild import (busybox_rootfs_entries, entry, make_layout, opaque, tar_bytes,
                         whiteout)
 
