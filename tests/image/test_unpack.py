@@ -198,3 +198,19 @@ def open_bytes(data):
     import io
 
     return io.BytesIO(data)
+
+
+LAB_DEBIAN = "/var/tmp/lab/perf/images/debian"
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(LAB_DEBIAN, "index.json")),
+                    reason="no perf-lab Debian image (../shared/perf/make-images.sh all)")
+def test_debian_lab_image_same_as_umoci(tmp_path):
+    """The 4-layer Debian image of the perf lab (whiteouts, an opaque dir):
+    identical to umoci's tree, mtimes included."""
+    need("umoci")
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    unpack.unpack_image(layoutmod.OCILayout(LAB_DEBIAN).resolve("latest"), str(ours))
+    theirs = umoci_unpack(LAB_DEBIAN, "latest", str(tmp_path / "umoci"))
+    assert diff_trees(tree(ours), tree(theirs)) == []
