@@ -516,7 +516,11 @@ def pull(ref, store=None, insecure=False, platform=None, stream=sys.stderr, clie
         else:
             with ThreadPoolExecutor(min(_PARALLEL, len(missing))) as pool:
                 futures = [pool.submit(fetch, item) for item in missing]
-                errors = [f.exception() for f in futures]
+                try:
+                    errors = [f.exception() for f in futures]
+                except BaseException:  # ^C: the downloads stop at their next chunk
+                    cancelled.set()
+                    raise
             real = [e for e in errors if e is not None and str(e) != "cancelled"]
             if real or any(errors):
                 raise real[0] if real else next(e for e in errors if e)
