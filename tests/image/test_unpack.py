@@ -214,3 +214,27 @@ def test_debian_lab_image_same_as_umoci(tmp_path):
     unpack.unpack_image(layoutmod.OCILayout(LAB_DEBIAN).resolve("latest"), str(ours))
     theirs = umoci_unpack(LAB_DEBIAN, "latest", str(tmp_path / "umoci"))
     assert diff_trees(tree(ours), tree(theirs)) == []
+
+
+def test_same_file_through_a_symlinked_parent(tmp_path):
+    """One layer names a file through a symlink, then by its real path: the
+    second replaces the first (the extractor's skip-lstat fast path for empty
+    destinations must notice the alias)."""
+    from imagebuild import compress, digest
+
+    raw = tar_bytes([entry("dir", "usr/"), entry("dir", "usr/lib/"),
+                     entry("symlink", "lib", target="usr/lib"),
+                     entry("file", "lib/x", b"via symlink"),
+                     entry("file", "usr/lib/x", b"real path"),
+                     entry("dir", "lib/sub/"), entry("dir", "usr/lib/sub/", mode=0o700)])
+    dest = tmp_path / "d"
+    dest.mkdir()
+    fd = unpack.open_root(str(dest))
+    try:
+        with open_bytes(compress(raw, "gzip")) as f:
+            unpack.apply_layer(fd, f, None, digest(raw))
+    finally:
+        os.close(fd)
+    assert (dest / "usr/lib/x").read_bytes() == b"real path"
+    assert os.stat(dest / "usr/lib/sub").st_mode & 0o777 == 0o700
+    assert sorted(os.listdir(dest)) == ["lib", "usr"]
