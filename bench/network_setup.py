@@ -120,6 +120,7 @@ def bench_runtime(root, n):
     minirun = shutil.which("minirun", path=os.path.dirname(PY)) or shutil.which("minirun")
     bundle = tempfile.mkdtemp(prefix="mrt-bench-bundle-")
     rt_root = tempfile.mkdtemp(prefix="mrt-bench-rt-")
+    made = []
     try:
         build_busybox.build_rootfs(os.path.join(bundle, "rootfs"))
         subprocess.run([minirun, "spec"], cwd=bundle, check=True)
@@ -130,29 +131,43 @@ def bench_runtime(root, n):
         with open(os.path.join(bundle, "config.json"), "w") as f:
             json.dump(config, f)
 
+        def cli(*argv):
+            # The container inherits create's stdio: never give it our pipes, or
+            # reading them would wait for the container to exit.
+            with tempfile.TemporaryFile() as err:
+                res = subprocess.run([minirun, "--root", rt_root, *argv], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=err)
+                if res.returncode != 0:
+                    err.seek(0)
+                    raise RuntimeError(f"minirun {argv[0]}: {err.read().decode().strip()}")
+
         def one(cid, bridged):
             t = time.perf_counter()
-            subprocess.run([minirun, "--root", rt_root, "create", "--bundle", bundle, cid], check=True,
-                           capture_output=True)
+            made.append(cid)
+            cli("create", "--bundle", bundle, cid)
             state = json.loads(subprocess.run([minirun, "--root", rt_root, "state", cid], check=True,
                                               capture_output=True, text=True).stdout)
             if bridged:
                 network.attach(cid, state["pid"], publish=[f"{free_port()}:80"], root=root)
-            subprocess.run([minirun, "--root", rt_root, "start", cid], check=True, capture_output=True)
+            cli("start", cid)
             elapsed = time.perf_counter() - t
-            subprocess.run([minirun, "--root", rt_root, "delete", "--force", cid], capture_output=True)
+            cli("delete", "--force", cid)
+            made.remove(cid)
             network.detach(cid, root=root)
             return elapsed
 
         try:
             one("mrtbenchprobe", False)
-        except subprocess.CalledProcessError as e:
-            print(f"(runtime rows skipped: `minirun create/start` failed: {e.stderr.decode().strip()})")
+        except RuntimeError as e:
+            print(f"(runtime rows skipped: {e})")
             return None
         plain = [one(f"mrtbenchp{i}", False) for i in range(n)]
         bridged = [one(f"mrtbenchb{i}", True) for i in range(n)]
         return [("container start, no network", plain), ("container start, bridged + 1 port", bridged)]
     finally:
+        for cid in made:
+            subprocess.run([minirun, "--root", rt_root, "delete", "--force", cid], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         shutil.rmtree(bundle, ignore_errors=True)
         shutil.rmtree(rt_root, ignore_errors=True)
 
