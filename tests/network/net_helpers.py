@@ -7,7 +7,6 @@ final check looks for leftovers with pyroute2 and nft, not by asking minirun.
 Traffic only goes to the test's own bridge subnets and to 127.0.0.0/8.
 """
 import json
-import os
 import secrets
 import signal
 import subprocess
