@@ -4,7 +4,6 @@
     sudo /opt/minirun-dev/bin/python bench/network_setup.py [-n 20] [--runtime]
 
 Rows (milliseconds, median of n):
-  import minirun.network          the lean part every command may import
   import pyroute2 (extra)         paid once per process, only when networking happens
   attach, bridged + 1 port        warm process: veth, address, route, DNAT rule, files
   detach                          warm process: veth, IPAM entry, rule, files gone
@@ -72,7 +71,6 @@ def bench_library(root, n):
     from minirun import network
 
     rows = []
-    rows.append(("import minirun.network", [timed_python("import minirun.network") for _ in range(n)]))
     base = [timed_python("import minirun.network") for _ in range(n)]
     with_pr = [timed_python("import minirun.network.bridge, pyroute2.iproute") for _ in range(n)]
     rows.append(("import pyroute2 (extra)", [w - statistics.median(base) for w in with_pr]))
