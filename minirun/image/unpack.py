@@ -364,7 +364,8 @@ class Extractor:
         self.chown = chown
         self._dirs = {}
         self._stale = []
-        self._pending = {}  # path -> future of its write
+        self._pending = {}  # (parent dev, ino, name) -> future of its write
+        self._ids = {}  # cached parent fd -> (dev, ino) of the directory
         self._queue = collections.deque()
         self._inflight = 0
         self.entries = 0
@@ -379,6 +380,7 @@ class Extractor:
     def _close_stale(self):
         self._drain()  # writer threads may still use these fds
         for fd in self._stale:
+            self._ids.pop(fd, None)
             os.close(fd)
         self._stale.clear()
 
@@ -407,6 +409,8 @@ class Extractor:
         if len(self._dirs) >= _DIR_CACHE_MAX:
             self._forget_dirs()
         self._dirs[path] = fd
+        st = os.fstat(fd)
+        self._ids[fd] = (st.st_dev, st.st_ino)
         return fd
 
     def _remove(self, pfd, name, st):
@@ -469,9 +473,9 @@ class Extractor:
     # Anything that could touch a path still being written - removals,
     # whiteouts, hard links, a repeated name, closing cached directory fds,
     # directory times - waits for the pool first.
-    def _submit(self, path, pfd, base, m, xattrs, data):
+    def _submit(self, key, pfd, base, m, xattrs, data):
         fut = self._pool.submit(self._write_file, pfd, base, m, xattrs, data)
-        self._pending[path] = fut
+        self._pending[key] = fut
         self._queue.append((fut, len(data)))
         self._inflight += len(data)
         while len(self._queue) > _ASYNC_QUEUE or self._inflight > _ASYNC_BYTES:
@@ -526,8 +530,11 @@ class Extractor:
         pfd = self._parent(parent)
         if parent not in self._touched:
             self._touch(parent, pfd)
-        if path in self._pending:
-            self._drain()  # the same name twice in one layer
+        # Keyed by the real directory, not the name: `lib/x` and `usr/lib/x`
+        # are one file when lib -> usr/lib.
+        key = (*self._ids[pfd], base)
+        if key in self._pending:
+            self._drain()  # the same file twice in one layer
         if self._fresh and parent not in self._real_dirs:
             self._fresh = False
         if self._fresh and path not in self._layer:
@@ -560,7 +567,7 @@ class Extractor:
         if existing is not None:
             self._remove(pfd, base, existing)
         if m.isreg() and m.size <= _ASYNC_MAX:
-            self._submit(path, pfd, base, m, xattrs, stream.read(m.size) if m.size else b"")
+            self._submit(key, pfd, base, m, xattrs, stream.read(m.size) if m.size else b"")
         elif m.isreg():
             fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                          0o600, dir_fd=pfd)
