@@ -111,6 +111,11 @@ def main(argv=None):
     except MinirunError as e:
         log.error(str(e))
         sys.exit(e.exit_code)
+    except OSError as e:
+        from minirun.runtime.spawn import describe_os_error
+
+        log.error(describe_os_error(e))
+        sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
     sys.exit(0)

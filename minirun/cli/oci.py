@@ -246,11 +246,10 @@ def exec_(ctx, container_id, command, process_file, detach, pid_file, console_so
     else:
         if not command:
             raise ConfigError("exec needs a command (or --process FILE)")
-        from minirun import spec as spec_mod
         from minirun.runtime.state import Container
 
         with Container.load(_root(ctx), container_id, lock=False) as c:
-            config = spec_mod.load_bundle_config(c.data["bundle"])
+            config = c.config() or {}
         process = exec_mod.process_from_flags(
             config, command, env=env, cwd=cwd, user=user, caps=cap, tty=tty,
             no_new_privs=no_new_privs, additional_gids=additional_gids)

@@ -79,11 +79,10 @@ def run(args, channel):
         os.setsid()
         os.umask(0)
         fifo_fd = args.fifo_fd
-        if "mount" not in namespaces:
-            raise ConfigError("a mount namespace is required (linux.namespaces has no \"mount\")")
+        own_mount_ns = "mount" in namespaces
         if "network" in namespaces and not namespaces["network"]:
             _bring_up_loopback()
-        root_fd = rootfs.prepare(config, args.rootfs_path)
+        root_fd = rootfs.prepare(config, args.rootfs_path, own_mount_ns)
         os.close(root_fd)
         if any(hooks.has(config, p) for p in ("prestart", "createRuntime", "createContainer",
                                                "startContainer")):
@@ -98,7 +97,7 @@ def run(args, channel):
             hooks.run_phase(config, "createContainer", args.state)
         if args.console_sock_fd is not None:
             console.setup_in_container(args.rootfs_path, args.console_sock_fd, process)
-        rootfs.switch_root(args.rootfs_path, args.no_pivot)
+        rootfs.switch_root(args.rootfs_path, args.no_pivot, own_mount_ns)
         _set_sysctls(linux.get("sysctl"))
         if config.get("hostname"):
             if "uts" not in namespaces:
@@ -118,22 +117,19 @@ def run(args, channel):
         fifo_fd = -1
         if args.console_sock_fd is not None:
             console.setup_in_container(None, args.console_sock_fd, process)
+    if not process.get("args"):
+        # A config without process: create works, `start` reports the error
+        # and this init just ends (runtime-spec: start MUST fail).
+        channel.send(ready=True)
+        if channel.recv() is not None:
+            channel.close()
+            _wait_for_start(fifo_fd)
+        os._exit(0)
     env = process.get("env") or []
     user = process.get("user") or {}
     os.umask(user.get("umask", 0o022))
     proc_setup.apply_rlimits(process.get("rlimits"))
     seccomp_fd, seccomp_flags = args.seccomp or (-1, 0)
-    if seccomp_fd >= 0 and not process.get("noNewPrivileges"):
-        # Without no_new_privs the kernel only accepts a filter from a process
-        # holding CAP_SYS_ADMIN, so load it now, before capabilities are
-        # dropped (as runc does); the rest of the setup runs under it.
-        program = os.pread(seccomp_fd, os.fstat(seccomp_fd).st_size, 0)
-        syscalls.seccomp_load(program, seccomp_flags)
-        os.close(seccomp_fd)
-        seccomp_fd, seccomp_flags = -1, 0
-    proc_setup.apply_user_and_caps(process)
-    proc_setup.chdir_checked(process.get("cwd") or "/")
-    path = proc_setup.resolve_executable(process["args"][0], env)
     keep_from = 3 + args.preserve_fds
     helper_fd = _move_above(args.helper_fd, keep_from)
     if fifo_fd >= 0:
@@ -143,6 +139,17 @@ def run(args, channel):
     if channel.fileno() < keep_from:
         raise MinirunError("internal error: channel fd collides with --preserve-fds")
     proc_setup.close_fds(keep_from, [fd for fd in (fifo_fd, seccomp_fd) if fd >= 0])
+    if seccomp_fd >= 0 and not process.get("noNewPrivileges"):
+        # Without no_new_privs the kernel only accepts a filter from a process
+        # holding CAP_SYS_ADMIN, so load it now, before capabilities are
+        # dropped (as runc does); the few steps left run under it.
+        program = os.pread(seccomp_fd, os.fstat(seccomp_fd).st_size, 0)
+        syscalls.seccomp_load(program, seccomp_flags)
+        os.close(seccomp_fd)
+        seccomp_fd, seccomp_flags = -1, 0
+    proc_setup.apply_user_and_caps(process)
+    proc_setup.chdir_checked(process.get("cwd") or "/")
+    path = proc_setup.resolve_executable(process["args"][0], env)
     channel.send(ready=True)
     if channel.recv() is None:
         os._exit(1)  # minirun went away: do not run a half-owned container

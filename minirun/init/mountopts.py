@@ -53,11 +53,18 @@ def parse(options):
 
 
 def root_propagation(name):
-    """linux.rootfsPropagation -> flags ("" means the default: rslave)."""
+    """linux.rootfsPropagation -> (flags before the root switch, flags after it).
+
+    pivot_root refuses shared mounts and a bind of an unbindable mount fails,
+    so until the switch "/" is a slave (or private, if asked); the requested
+    propagation is applied to the new root afterwards (0: nothing to do)."""
     if not name:
-        return MS_SLAVE | MS_REC
+        return MS_SLAVE | MS_REC, 0
     from minirun.errors import ConfigError
 
     if name not in PROPAGATION:
         raise ConfigError(f"invalid rootfsPropagation {name!r}")
-    return PROPAGATION[name]
+    flags = PROPAGATION[name]
+    if flags & (MS_PRIVATE | MS_SLAVE):
+        return flags, 0
+    return MS_SLAVE | MS_REC, flags

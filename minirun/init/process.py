@@ -144,7 +144,19 @@ def chdir_checked(cwd):
 
 def close_fds(keep_from, keep):
     """Mark every fd >= keep_from close-on-exec, except those in `keep`."""
-    syscalls.close_range(keep_from, 0xFFFFFFFF, syscalls.CLOSE_RANGE_CLOEXEC)
+    try:
+        syscalls.close_range(keep_from, 0xFFFFFFFF, syscalls.CLOSE_RANGE_CLOEXEC)
+    except OSError as e:
+        if e.errno not in (errno.EPERM, errno.ENOSYS, errno.EINVAL):
+            raise
+        # Older kernels, or a seccomp profile that does not know close_range.
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            if fd >= keep_from:
+                try:
+                    os.set_inheritable(fd, False)
+                except OSError:
+                    pass
     for fd in range(3, keep_from):
         try:
             os.set_inheritable(fd, True)
@@ -159,4 +171,11 @@ def exec_helper(helper_fd, fifo_fd, seccomp_fd, seccomp_flags, path, args, env):
     argv = ["minirun-exec", str(fifo_fd), str(seccomp_fd), str(seccomp_flags), path, *args]
     step("execve", f"{path} {args}", "become the container's process "
          "(after the helper waits for `start`)", "execve(2)")
-    os.execve(helper_fd, argv, {k: v for k, _, v in (e.partition("=") for e in env)})
+    envp = {k: v for k, _, v in (e.partition("=") for e in env)}
+    try:
+        os.execve(helper_fd, argv, envp)  # fexecve: execveat(fd, "", AT_EMPTY_PATH)
+    except OSError as e:
+        if e.errno not in (errno.EPERM, errno.ENOSYS):
+            raise
+        # A seccomp profile without execveat: exec the memfd through /proc.
+        os.execve(f"/proc/self/fd/{helper_fd}", argv, envp)

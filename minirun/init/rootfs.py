@@ -31,12 +31,18 @@ def _kept_flags(path_or_fd):
     return sum(ms for st_bit, ms in _ST_TO_MS.items() if st.f_flag & st_bit)
 
 
-def prepare(config, rootfs):
-    """Everything before the root switch; returns an O_PATH fd of the rootfs."""
+def prepare(config, rootfs, own_mount_ns=True):
+    """Everything before the root switch; returns an O_PATH fd of the rootfs.
+
+    Without a mount namespace of its own (the config has none, as in runc's
+    conformance tests) the mounts are made in the caller's namespace, all
+    under a bind of the rootfs onto itself, which `delete` detaches."""
     linux = config.get("linux") or {}
-    # Nothing we mount from here on may propagate back to the host.
-    mount(None, "/", None, mountopts.root_propagation(linux.get("rootfsPropagation")),
-          why="stop mount events propagating between host and container")
+    if own_mount_ns:
+        # Nothing we mount from here on may propagate back to the host.
+        before, _ = mountopts.root_propagation(linux.get("rootfsPropagation"))
+        mount(None, "/", None, before,
+              why="stop mount events propagating between host and container")
     # pivot_root needs the new root to be a mount point.
     mount(rootfs, rootfs, None, MS_BIND | MS_REC, why="make the rootfs a mount point")
     root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -242,8 +248,15 @@ def _mount_v1_hierarchies(root_fd, dest, hierarchies, own, private_ns, flags):
             _remount(root_fd, f"{dest}/{name}", MS_RDONLY | MS_BIND | sub_flags)
 
 
-def switch_root(rootfs, no_pivot):
+def switch_root(rootfs, no_pivot, own_mount_ns=True):
     """Make the rootfs "/" and detach the host's filesystem from this namespace."""
+    if not own_mount_ns:
+        # Moving or pivoting would change the host's own mount table.
+        os.chdir(rootfs)
+        step("chroot", ".", "no mount namespace: only a chroot is possible", "chroot(2)")
+        os.chroot(".")
+        os.chdir("/")
+        return
     if no_pivot:
         os.chdir(rootfs)
         mount(rootfs, "/", None, MS_MOVE, why="--no-pivot: move the rootfs over /")
@@ -271,6 +284,9 @@ def switch_root(rootfs, no_pivot):
 def finish(config):
     """After the root switch: masked and read-only paths, read-only root."""
     linux = config.get("linux") or {}
+    _, after = mountopts.root_propagation(linux.get("rootfsPropagation"))
+    if after:
+        mount(None, "/", None, after, why="linux.rootfsPropagation of the new root")
     root_fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for path in linux.get("maskedPaths") or []:

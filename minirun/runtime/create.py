@@ -27,6 +27,23 @@ def write_pid_file(path, pid):
     os.replace(tmp, path)
 
 
+def mounts_at(path):
+    """How many mounts are stacked on `path` in our mount namespace."""
+    with open("/proc/self/mountinfo") as f:
+        return sum(1 for line in f if line.split()[4] == path)
+
+
+def release_host_mounts(data):
+    """Detach what a container without a mount namespace mounted in ours."""
+    info = data.get("host_mounts")
+    if not info:
+        return
+    from minirun.linux import syscalls
+
+    while mounts_at(info["path"]) > info["below"]:
+        syscalls.umount2(info["path"], syscalls.MNT_DETACH)
+
+
 def _connect_console(path):
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -43,9 +60,7 @@ def create(root, container_id, bundle=".", pid_file=None, console_socket=None, n
     nothing is left behind: no process, cgroup or state directory."""
     bundle = os.path.abspath(bundle)
     config = spec.load_bundle_config(bundle)
-    process = config.get("process")
-    if not process:
-        raise ConfigError("process is required in config.json to create a container")
+    process = config.get("process") or {}
     rootfs = spec.rootfs_path(bundle, config)
     if not os.path.isdir(rootfs):
         raise ConfigError(f"rootfs {rootfs}: no such directory")
@@ -69,7 +84,11 @@ def create(root, container_id, bundle=".", pid_file=None, console_socket=None, n
         container.data.update(bundle=bundle, rootfs=rootfs, created=now_rfc3339(),
                               annotations=config.get("annotations") or {},
                               no_new_keyring=no_new_keyring)
+        if "mount" not in namespaces:
+            # Its mounts will live in our namespace, on a bind of the rootfs.
+            container.data["host_mounts"] = {"path": rootfs, "below": mounts_at(rootfs)}
         container.save()
+        container.save_config(config)
         os.mkfifo(container.fifo_path, 0o622)
         os.chmod(container.fifo_path, 0o622)  # not narrowed by our umask: any uid may write
         # Opened here, by the host's root: the init may run as a user (or in a
@@ -106,6 +125,7 @@ def create(root, container_id, bundle=".", pid_file=None, console_socket=None, n
             oom_score_adj=process.get("oomScoreAdj"),
             stage2=lambda channel: init_run(init_args, channel),
             subreaper=subreaper,
+            close_in_child=[container.lock_fd],
         )
         spawned = spawn(plan)
         for fd in owned_fds:
@@ -133,6 +153,7 @@ def create(root, container_id, bundle=".", pid_file=None, console_socket=None, n
         if cgroup is not None:
             cgroup.kill_all(9)
             cgroup.destroy()
+        release_host_mounts(container.data)
         container.remove()
         container.close()
         raise

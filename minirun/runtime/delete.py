@@ -6,7 +6,6 @@ import time
 
 from minirun.errors import ContainerNotFound, InvalidState
 from minirun.runtime import hooks
-from minirun.runtime.start import _config
 from minirun.runtime.state import CREATED, CREATING, STOPPED, Container
 
 
@@ -40,7 +39,10 @@ def destroy(container):
     if cgroup is not None:
         cgroup.kill_all(signal.SIGKILL)
         cgroup.destroy()
-    config = _config(container)
+    from minirun.runtime.create import release_host_mounts
+
+    release_host_mounts(container.data)
+    config = container.config()
     was_started = container.data.get("status") not in (CREATING,)
     container.remove()
     if config and was_started and hooks.has(config, "poststop"):

@@ -81,7 +81,9 @@ def execute(root, container_id, process, *, detach=False, pid_file=None, console
             raise InvalidState("cannot exec in a paused container (use --ignore-paused)")
         if status not in (RUNNING, CREATED, PAUSED):
             raise InvalidState("cannot exec in a stopped container")
-        config = spec.load_bundle_config(container.data["bundle"])
+        config = container.config()
+        if config is None:
+            raise MinirunError("container config is missing from its state directory")
         init_pid = container.pid
         cgroup = container.cgroup()
     linux = config.get("linux") or {}

@@ -43,7 +43,8 @@ class SpawnPlan:
     """What to create: namespaces, id maps, cgroup, and the stage-2 function."""
 
     def __init__(self, *, new_ns=(), join_ns=None, uid_mappings=(), gid_mappings=(),
-                 cgroup=None, oom_score_adj=None, stage2=None, subreaper=False):
+                 cgroup=None, oom_score_adj=None, stage2=None, subreaper=False,
+                 close_in_child=()):
         self.new_ns = [t for t in new_ns]           # namespace types to create
         self.join_ns = dict(join_ns or {})          # type -> path
         self.uid_mappings = list(uid_mappings)
@@ -52,6 +53,9 @@ class SpawnPlan:
         self.oom_score_adj = oom_score_adj
         self.stage2 = stage2                        # callable(channel) run in C2, must exec or raise
         self.subreaper = subreaper
+        # fds of ours the children must not keep (the state lock above all:
+        # a child holding it would block every later call on the container).
+        self.close_in_child = list(close_in_child)
 
 
 class Spawned:
@@ -103,6 +107,8 @@ def spawn(plan):
     c1 = os.fork()
     if c1 == 0:
         parent_end.close()
+        for fd in plan.close_in_child:
+            os.close(fd)
         _stage1(plan, ns_fds, child_end)  # never returns
     child_end.close()
     for fd in ns_fds.values():
@@ -157,11 +163,23 @@ def _kill_and_reap(pid):
         pass  # not our child (re-parented); the kill is enough
 
 
+def describe_os_error(exc):
+    """One lower-case line for an OSError: "what: reason" plus the path."""
+    reason = exc.strerror or os.strerror(exc.errno or 0)
+    if ":" in reason:  # minirun.linux wrappers already say what failed
+        what, _, why = reason.partition(": ")
+        reason = f"{what}: {why.lower()}"
+    else:
+        reason = reason.lower()
+    if exc.filename and str(exc.filename) not in reason:
+        return f"{exc.filename}: {reason}"
+    return reason
+
+
 def report_error(channel, exc):
     """Used in child stages: send an exception to the parent as one line."""
-    if isinstance(exc, OSError) and exc.filename:
-        text = f"{exc.strerror}: {exc.filename}" if ":" in (exc.strerror or "") else \
-            f"{exc.filename}: {(exc.strerror or str(exc)).lower()}"
+    if isinstance(exc, OSError):
+        text = describe_os_error(exc)
     else:
         text = str(exc) or type(exc).__name__
     kind = "exec" if isinstance(exc, ExecError) else "setup"

@@ -22,11 +22,13 @@ def start(root, container_id):
         status = container.status()
         if status != CREATED:
             raise InvalidState(_MESSAGES.get(status, f"cannot start a container in the {status} state"))
+        config = container.config()
         _release(container)
+        if config is not None and not (config.get("process") or {}).get("args"):
+            raise InvalidState("cannot start a container without a process "
+                               "(process is not set in config.json)")
         container.data["status"] = RUNNING
-        container.data.pop("exit_status", None)
         container.save()
-        config = _config(container)
         if config and hooks.has(config, "poststart"):
             hooks.run_phase(config, "poststart", container.oci_state())
 
@@ -47,13 +49,3 @@ def _release(container):
     finally:
         os.close(fd)
         os.unlink(container.fifo_path)
-
-
-def _config(container):
-    import json
-
-    try:
-        with open(os.path.join(container.data.get("bundle", ""), "config.json")) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None

@@ -86,6 +86,10 @@ class Container:
             c.data = {"id": container_id, "status": CREATING}
         return c
 
+    @property
+    def lock_fd(self):
+        return self._fd
+
     def close(self):
         if self._fd is not None:
             os.close(self._fd)
@@ -118,6 +122,22 @@ class Container:
         except OSError as e:
             if e.errno != errno.ENOENT:
                 raise
+
+    def save_config(self, config):
+        """Keep the config as it was at create: later edits of the bundle's
+        config.json must not affect the container (runtime-spec)."""
+        tmp = os.path.join(self.dir, f".config.json.{os.getpid()}")
+        with open(tmp, "w") as f:
+            json.dump(config, f)
+        os.replace(tmp, os.path.join(self.dir, "config.json"))
+
+    def config(self):
+        """The config.json the container was created with (None if missing)."""
+        try:
+            with open(os.path.join(self.dir, "config.json")) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
 
     @property
     def fifo_path(self):
