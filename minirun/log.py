@@ -39,8 +39,9 @@ def _write(level, msg):
         pass
 
 
-def error(msg):
-    print(f"minirun: {msg}", file=sys.stderr)
+def error(msg, echo=True):
+    if echo:
+        print(f"minirun: {msg}", file=sys.stderr)
     _write("error", msg)
 
 

@@ -11,13 +11,13 @@ Two families share one binary:
   * the Docker-like front end and image/network/volume management.
 `minirun run --bundle DIR ID` (or `run ID` in a bundle directory) is the OCI
 verb; `minirun run IMAGE [CMD...]` is the Docker-like one (see cli/oci.py).
+
+The click application is in cli/app.py.  Importing click costs tens of
+milliseconds, and engines call create/start/state/kill/delete for every
+container, so those calls, when their arguments are plain, are parsed by
+cli/fastpath.py without click (same library calls, same output).
 """
-import importlib
 import sys
-
-import click
-
-from minirun import OCI_VERSION, __version__
 
 # command name -> "module:attribute"; add an entry to expose a new command.
 COMMANDS = {
@@ -50,64 +50,14 @@ COMMANDS = {
 }
 
 
-class LazyGroup(click.Group):
-    def list_commands(self, ctx):
-        return sorted(COMMANDS)
-
-    def get_command(self, ctx, name):
-        target = COMMANDS.get(name)
-        if target is None:
-            return None
-        module, _, attr = target.partition(":")
-        return getattr(importlib.import_module(module), attr)
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--root", default="/run/minirun", show_default=True, metavar="DIR",
-              help="Directory for container state (keep it on a tmpfs).")
-@click.option("--log", "log_file", metavar="FILE", help="Append log and error lines to FILE.")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="Format of --log lines; json gives {level,msg,time}.")
-@click.option("--debug", is_flag=True, help="Log debug messages too.")
-@click.option("--trace", is_flag=True, envvar="MINIRUN_TRACE",
-              help="Print every kernel step (namespaces, mounts, pivot_root, ...) as it happens.")
-@click.option("--systemd-cgroup", is_flag=True, hidden=True,
-              help="Accepted for runc compatibility; minirun manages cgroupfs directly.")
-@click.option("--rootless", default="auto", hidden=True, help="Accepted for runc compatibility.")
-@click.version_option(__version__, "-v", "--version",
-                      message=f"minirun version %(version)s\nspec: {OCI_VERSION}")
-@click.pass_context
-def cli(ctx, root, log_file, log_format, debug, trace, systemd_cgroup, rootless):
-    """minirun: an OCI container runtime in Python.
-
-    \b
-    Example:
-      minirun spec && minirun run --bundle . demo
-    """
-    from minirun import log
-
-    log.configure(log_file, log_format, debug)
-    if trace:
-        from minirun.linux import trace as tracing
-
-        tracing.enable()
-    ctx.obj = {"root": root}
-
-
-def main(argv=None):
+def guarded(call):
+    """Run call(); a MinirunError or OSError becomes one line on stderr (and
+    in --log), never a traceback."""
     from minirun import log
     from minirun.errors import MinirunError
 
     try:
-        cli.main(args=argv, prog_name="minirun", standalone_mode=False)
-    except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
-    except click.ClickException as e:
-        e.show()
-        log.error(e.format_message())
-        sys.exit(e.exit_code)
-    except click.exceptions.Abort:
-        sys.exit(130)
+        return call()
     except MinirunError as e:
         log.error(str(e))
         sys.exit(e.exit_code)
@@ -118,4 +68,14 @@ def main(argv=None):
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
-    sys.exit(0)
+
+
+def main(argv=None):
+    args = sys.argv[1:] if argv is None else list(argv)
+    from minirun.cli import fastpath
+
+    if fastpath.try_run(args):  # exits when it handled the call
+        return
+    from minirun.cli.app import run_click
+
+    run_click(args)

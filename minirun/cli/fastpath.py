@@ -1,0 +1,135 @@
+"""The OCI verbs engines call for every container, parsed without click.
+
+containerd's shim runs `create`, `start`, `state`, `kill` and `delete` (with
+`--root R --log F --log-format json` in front) for each container; importing
+click would add tens of milliseconds to each call.  When a call uses only the
+plain forms below, it is parsed here and handed to the same library functions
+cli/oci.py calls.  Anything else -- help, a bad flag, a missing argument, any
+other verb -- returns False and goes through click, the reference CLI, which
+also produces the error messages.
+"""
+import sys
+
+# global options taking a value -> keyword; global flags that are accepted
+GLOBAL_VALUES = {"--root": "root", "--log": "log_file", "--log-format": "log_format"}
+GLOBAL_FLAGS = {"--debug": "debug", "--systemd-cgroup": None, "--trace": "trace"}
+
+# verb -> (positional names (a trailing "?" = optional), value options, flag options)
+VERBS = {
+    "create": (("container_id",),
+               {"--bundle": "bundle", "-b": "bundle", "--pid-file": "pid_file",
+                "--console-socket": "console_socket", "--preserve-fds": "preserve_fds"},
+               {"--no-pivot": "no_pivot", "--no-new-keyring": "no_new_keyring"}),
+    "run": (("container_id",),
+            {"--bundle": "bundle", "-b": "bundle", "--pid-file": "pid_file",
+             "--console-socket": "console_socket", "--preserve-fds": "preserve_fds"},
+            {"--no-pivot": "no_pivot", "--no-new-keyring": "no_new_keyring",
+             "--detach": "detach", "-d": "detach", "--keep": "keep"}),
+    "start": (("container_id",), {}, {}),
+    "state": (("container_id",), {}, {}),
+    "kill": (("container_id", "signal?"), {}, {"--all": "all_processes", "-a": "all_processes"}),
+    "delete": (("container_id",), {}, {"--force": "force", "-f": "force"}),
+}
+
+
+def _options(args, values, flags, out):
+    """Consume leading options; returns the rest, or None if one is unknown."""
+    i = 0
+    while i < len(args) and args[i].startswith("-") and args[i] != "-":
+        name, eq, value = args[i].partition("=")
+        if name in values:
+            if not eq:
+                i += 1
+                if i >= len(args):
+                    return None
+                value = args[i]
+            out[values[name]] = value
+        elif name in flags and not eq:
+            if flags[name]:
+                out[flags[name]] = True
+        else:
+            return None
+        i += 1
+    return args[i:]
+
+
+def parse(args):
+    """-> (verb, global options, verb options) or None to defer to click."""
+    glob = {}
+    rest = _options(args, GLOBAL_VALUES, GLOBAL_FLAGS, glob)
+    if not rest or rest[0] not in VERBS:
+        return None
+    verb = rest[0]
+    positional, values, flags = VERBS[verb]
+    opts = {}
+    rest = _options(rest[1:], values, flags, opts)
+    if rest is None:
+        return None
+    required = [p for p in positional if not p.endswith("?")]
+    if not len(required) <= len(rest) <= len(positional):
+        return None
+    if any(a.startswith("-") for a in rest):
+        return None  # options after positionals: let click decide
+    for name, value in zip(positional, rest):
+        opts[name.rstrip("?")] = value
+    if glob.get("log_format", "text") not in ("text", "json"):
+        return None
+    if verb in ("create", "run"):
+        if "preserve_fds" in opts:
+            if not opts["preserve_fds"].isdigit():
+                return None
+            opts["preserve_fds"] = int(opts["preserve_fds"])
+        if verb == "run" and "bundle" not in opts:
+            return None  # `run IMAGE` (the Docker-like form) is click's to dispatch
+    return verb, glob, opts
+
+
+def try_run(args):
+    parsed = parse(args)
+    if parsed is None:
+        return False
+    verb, glob, opts = parsed
+    from minirun import log
+    from minirun.cli import guarded
+
+    log.configure(glob.get("log_file"), glob.get("log_format", "text"), glob.get("debug", False))
+    if glob.get("trace"):
+        from minirun.linux import trace
+
+        trace.enable()
+    root = glob.get("root", "/run/minirun")
+    status = guarded(lambda: _call(verb, root, opts)) or 0
+    sys.stdout.flush()
+    sys.exit(status)
+
+
+def _call(verb, root, opts):
+    cid = opts.pop("container_id")
+    if verb == "create":
+        from minirun.runtime.create import create
+
+        create(root, cid, **opts).close()
+    elif verb == "run":
+        from minirun.runtime.run import run
+
+        return run(root, cid, **opts)
+    elif verb == "start":
+        from minirun.runtime.start import start
+
+        start(root, cid)
+    elif verb == "state":
+        import json
+
+        from minirun.runtime.query import state
+
+        sys.stdout.write(json.dumps(state(root, cid), indent=2) + "\n")
+    elif verb == "kill":
+        from minirun.runtime.kill import kill, parse_signal
+
+        kill(root, cid, parse_signal(opts.get("signal", "SIGTERM")),
+             opts.get("all_processes", False))
+    elif verb == "delete":
+        from minirun.runtime.delete import delete
+
+        delete(root, cid, opts.get("force", False))
+    return 0
