@@ -294,7 +294,8 @@ def test_memory_limit(containerd, cid):
         big = containerd.ctr("task", "exec", "--exec-id", "big", cid,
                              "dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1",
                              check=False)
-        assert big.returncode == 137, "dd with a 64 MiB buffer is OOM-killed"
+        # dd with a 64 MiB buffer is OOM-killed
+        assert big.returncode == 137, big.stdout + big.stderr
 
 
 def test_read_only_rootfs(containerd, cid):
