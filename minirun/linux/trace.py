@@ -10,11 +10,16 @@ import os
 import sys
 
 _out = None  # a writable text stream when tracing, else None
+_fd = None   # its file descriptor, when it has one
 
 
 def enable(stream=None):
-    global _out
+    global _out, _fd
     _out = stream or sys.stderr
+    try:
+        _fd = _out.fileno()
+    except (AttributeError, OSError, ValueError):
+        _fd = None  # e.g. io.StringIO in tests
     os.environ["MINIRUN_TRACE"] = "1"
 
 
@@ -33,8 +38,16 @@ def step(call, detail="", why="", man=""):
     if man:
         line += f" [{man}]"
     try:
-        _out.write(line + "\n")
-        _out.flush()
+        if _fd is not None:
+            # One write(2) per line, straight to the fd: the parent and the
+            # container's processes share it, and a whole line written at once
+            # never interleaves with another process's (pipes: up to PIPE_BUF;
+            # files and terminals: one write is one append).  No Python buffer
+            # is involved, so nothing is duplicated across fork.
+            os.write(_fd, (line + "\n").encode(errors="replace"))
+        else:
+            _out.write(line + "\n")
+            _out.flush()
     except (OSError, ValueError):
         pass
 
