@@ -88,6 +88,8 @@ def create_links(root_fd):
     dev = paths.mkdirs_in_root(root_fd, "/dev")
     dev_dir = os.open(paths.fd_path(dev), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     os.close(dev)
+    step("symlink", " ".join(f"/dev/{name}->{target}" for name, target in LINKS),
+         "the links programs expect in /dev", "symlink(2)")
     try:
         for name, target in LINKS:
             try:

@@ -274,7 +274,8 @@ def switch_root(rootfs, no_pivot, own_mount_ns=True):
         os.fchdir(old_root)
         mount(None, ".", None, MS_SLAVE | MS_REC,
               why="don't let the unmount below propagate to the host")
-        syscalls.umount2(".", MNT_DETACH)
+        syscalls.umount2(".", MNT_DETACH, why="detach the host's old root stacked on top: "
+                         "nothing outside the rootfs stays reachable")
         os.chdir("/")
     finally:
         os.close(old_root)

@@ -122,8 +122,11 @@ def mount(source, target, fstype, flags=0, data=None, why="", shown_target=None)
            f"mount {source or fstype} on {shown_target or target}", shown_target or target)
 
 
-def umount2(target, flags=0):
-    step("umount2", f"{target} flags={flags}", "drop a mount", "umount2(2)")
+_UMOUNT_NAMES = {"MNT_FORCE": 1, "MNT_DETACH": 2, "MNT_EXPIRE": 4, "UMOUNT_NOFOLLOW": 8}
+
+
+def umount2(target, flags=0, why="drop a mount"):
+    step("umount2", f"{target} flags={_flag_names(flags, _UMOUNT_NAMES)}", why, "umount2(2)")
     _check(lib.mr_umount2(_cstr(target), flags), "umount", target)
 
 

@@ -204,6 +204,8 @@ def _stage1(plan, ns_fds, channel):
         if new_userns or "user" in plan.join_ns:
             # Become the namespace's root (mapped by the parent above), so the
             # rest of the setup runs with its full capabilities.
+            step("setresgid/setresuid", "0 0 0", "become root of the new user namespace "
+                 "(the maps above make that a host id)", "user_namespaces(7)")
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
         for kind in JOIN_ORDER:
