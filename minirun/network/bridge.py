@@ -106,6 +106,7 @@ def ensure_bridge(name, gateway, prefixlen, mac, mtu=None):
         except Exception as e:
             if not is_errno(e, errno.EEXIST):
                 raise
+        step("netlink RTM_NEWLINK", f"{name} up", "switch the bridge on", "ip-link(8)")
         ipr.link("set", index=idx, state="up")
         link = ipr.get_links(idx)[0]
         mtu = link.get_attr("IFLA_MTU")

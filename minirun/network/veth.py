@@ -55,18 +55,26 @@ def plug(netns_fd, host_name, bridge, ip, prefixlen, gateway, mac, mtu, ifname="
         ipr.link("add", ifname=host_name, kind="veth", mtu=mtu,
                  peer={"ifname": ifname, "net_ns_fd": netns_fd, "mtu": mtu, "address": mac})
         idx = link_index(ipr, host_name)
+        step("netlink RTM_NEWLINK", f"{host_name} master {bridge}", "plug the host end into the bridge",
+             "ip-link(8)")
         ipr.link("set", index=idx, master=br)
         # Hairpin: let a frame leave through the port it came in on, so a
         # container can reach its own published port through the host.
+        step("netlink RTM_NEWLINK", f"{host_name} hairpin on", "a container may reach its own "
+             "published port through the host", "bridge(8)")
         ipr.brport("set", index=idx, mode=1)
+        step("netlink RTM_NEWLINK", f"{host_name} up", "", "ip-link(8)")
         ipr.link("set", index=idx, state="up")
     with iproute_in(netns_fd) as ns:
         lo = link_index(ns, "lo")
+        step("netlink RTM_NEWLINK", "lo up (container)", "a new network namespace starts with lo down",
+             "ip-link(8)")
         ns.link("set", index=lo, state="up")
         dev = link_index(ns, ifname)
         step("netlink RTM_NEWADDR", f"{ip}/{prefixlen} dev {ifname} (container)",
              "the container's address", "ip-address(8)")
         ns.addr("add", index=dev, address=ip, prefixlen=prefixlen)
+        step("netlink RTM_NEWLINK", f"{ifname} up (container)", "", "ip-link(8)")
         ns.link("set", index=dev, state="up")
         step("netlink RTM_NEWROUTE", f"default via {gateway} (container)",
              "send everything else to the bridge", "ip-route(8)")
@@ -76,6 +84,8 @@ def plug(netns_fd, host_name, bridge, ip, prefixlen, gateway, mac, mtu, ifname="
 def loopback_up(netns_fd):
     """`--network none`: a namespace with only lo, and lo up."""
     with iproute_in(netns_fd) as ns:
+        step("netlink RTM_NEWLINK", "lo up (container)", "--network none: only loopback",
+             "ip-link(8)")
         ns.link("set", index=link_index(ns, "lo"), state="up")
 
 
