@@ -169,8 +169,15 @@ def close_fds(keep_from, keep):
 
 def exec_helper(helper_fd, fifo_fd, seccomp_fd, seccomp_flags, path, args, env):
     argv = ["minirun-exec", str(fifo_fd), str(seccomp_fd), str(seccomp_flags), path, *args]
-    step("execve", f"{path} {args}", "become the container's process "
-         "(after the helper waits for `start`)", "execve(2)")
+    # The helper's own steps (c_ext/exec_helper.c) are announced here: it
+    # runs with the container's environment and prints nothing itself.
+    step("fexecve", "minirun-exec (the sealed memfd)", "leave Python; the helper "
+         "waits on exec.fifo for `minirun start`" if fifo_fd >= 0 else "leave Python", "execve(2)")
+    if seccomp_fd >= 0:
+        step("seccomp", f"SECCOMP_SET_MODE_FILTER flags={seccomp_flags} (in the helper)",
+             "the syscall filter, loaded last so that it only has to allow the final execve",
+             "seccomp(2)")
+    step("execve", f"{path} {args}", "become the container's process", "execve(2)")
     envp = {k: v for k, _, v in (e.partition("=") for e in env)}
     try:
         os.execve(helper_fd, argv, envp)  # fexecve: execveat(fd, "", AT_EMPTY_PATH)
