@@ -84,10 +84,10 @@ def run(args, channel):
             _bring_up_loopback()
         root_fd = rootfs.prepare(config, args.rootfs_path, own_mount_ns)
         os.close(root_fd)
-        if any(hooks.has(config, p) for p in ("prestart", "createRuntime", "createContainer",
+        if any(hooks.has(config, p) for p in ("createRuntime", "createContainer",
                                                "startContainer")):
-            # prestart/createRuntime run in the runtime's namespaces: minirun
-            # runs them, and sends back the state (with our host pid) for ours.
+            # createRuntime runs in the runtime's namespaces: minirun runs it,
+            # and sends back the state (with our host pid) for the others.
             channel.send(hooks="createRuntime")
             reply = channel.recv()
             if reply is None or "error" in reply:
@@ -139,6 +139,10 @@ def run(args, channel):
     if channel.fileno() < keep_from:
         raise MinirunError("internal error: channel fd collides with --preserve-fds")
     proc_setup.close_fds(keep_from, [fd for fd in (fifo_fd, seccomp_fd) if fd >= 0])
+    # chdir first as root (the user may lack search rights on the way to a
+    # cwd it owns); if that is refused, again as the user, like runc.
+    cwd = process.get("cwd") or "/"
+    chdir_done = proc_setup.chdir_checked(cwd, retry_later=True)
     if seccomp_fd >= 0 and not process.get("noNewPrivileges"):
         # Without no_new_privs the kernel only accepts a filter from a process
         # holding CAP_SYS_ADMIN, so load it now, before capabilities are
@@ -148,7 +152,8 @@ def run(args, channel):
         os.close(seccomp_fd)
         seccomp_fd, seccomp_flags = -1, 0
     proc_setup.apply_user_and_caps(process)
-    proc_setup.chdir_checked(process.get("cwd") or "/")
+    if not chdir_done:
+        proc_setup.chdir_checked(cwd)
     path = proc_setup.resolve_executable(process["args"][0], env)
     channel.send(ready=True)
     if channel.recv() is None:

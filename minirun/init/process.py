@@ -123,11 +123,17 @@ def apply_user_and_caps(process):
         caps.set_no_new_privs()
 
 
-def chdir_checked(cwd):
+def chdir_checked(cwd, retry_later=False):
     """chdir, then verify we really are inside the container's root
-    (CVE-2024-21626: a leaked fd as cwd would put us on the host)."""
+    (CVE-2024-21626: a leaked fd as cwd would put us on the host).
+    With retry_later, a permission error returns False instead of failing."""
     try:
         os.chdir(cwd)
+    except PermissionError:
+        if retry_later:
+            return False
+        raise ExecError(f"chdir to cwd ({cwd!r}) set in config.json failed: "
+                        "permission denied") from None
     except FileNotFoundError:
         raise ExecError(f"chdir to cwd ({cwd!r}) set in config.json failed: "
                         "no such file or directory") from None
@@ -140,6 +146,7 @@ def chdir_checked(cwd):
         here = ""
     if not here.startswith("/"):
         raise ExecError(f"current working directory {cwd!r} is outside of the container root")
+    return True
 
 
 def close_fds(keep_from, keep):

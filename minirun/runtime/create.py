@@ -174,7 +174,6 @@ def _wait_ready(channel, container, config):
             return
         if msg.get("hooks") == "createRuntime":
             try:
-                hooks.run_phase(config, "prestart", container.oci_state())
                 hooks.run_phase(config, "createRuntime", container.oci_state())
             except MinirunError as e:
                 channel.send(error=str(e))

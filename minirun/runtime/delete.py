@@ -6,7 +6,7 @@ import time
 
 from minirun.errors import ContainerNotFound, InvalidState
 from minirun.runtime import hooks
-from minirun.runtime.state import CREATED, CREATING, STOPPED, Container
+from minirun.runtime.state import CREATING, STOPPED, Container
 
 
 def delete(root, container_id, force=False):
@@ -18,12 +18,14 @@ def delete(root, container_id, force=False):
         raise
     with container:
         status = container.status()
-        if status not in (STOPPED, CREATED, CREATING) and not force:
+        if status != STOPPED and not force:
+            # runtime-spec: deleting a container that is not stopped MUST fail
+            # (runc and crun allow it for "created"; minirun follows the spec).
             raise InvalidState(f"cannot delete container {container_id} that is not stopped: {status}")
         destroy(container)
 
 
-def destroy(container):
+def destroy(container, run_poststop=True):
     """Kill everything, remove the cgroup and the state directory."""
     cgroup = container.cgroup()
     if container.init_alive():
@@ -45,7 +47,7 @@ def destroy(container):
     config = container.config()
     was_started = container.data.get("status") not in (CREATING,)
     container.remove()
-    if config and was_started and hooks.has(config, "poststop"):
+    if config and was_started and run_poststop and hooks.has(config, "poststop"):
         state = container.oci_state()
         state["status"] = STOPPED
         hooks.run_phase(config, "poststop", state)

@@ -23,6 +23,16 @@ def start(root, container_id):
         if status != CREATED:
             raise InvalidState(_MESSAGES.get(status, f"cannot start a container in the {status} state"))
         config = container.config()
+        if config and hooks.has(config, "prestart"):
+            # After `start` is called, before the program runs (the init
+            # still waits on the FIFO), in the runtime's namespaces.
+            try:
+                hooks.run_phase(config, "prestart", container.oci_state())
+            except MinirunError:
+                from minirun.runtime.delete import destroy
+
+                destroy(container, run_poststop=False)
+                raise
         _release(container)
         if config is not None and not (config.get("process") or {}).get("args"):
             raise InvalidState("cannot start a container without a process "

@@ -108,12 +108,17 @@ def test_kill_numeric_and_default(runtime, bundle, cid):
     assert runtime.state(cid)["status"] == "stopped"
 
 
-def test_delete_created_container_kills_it(runtime, bundle, cid):
+def test_delete_of_created_container_needs_force(runtime, bundle, cid):
+    """runtime-spec: delete of a container that is not stopped MUST fail
+    (runc and crun allow it for "created"; minirun follows the spec)."""
     bundle.process["args"] = ["sleep", "300"]
     bundle.save()
     runtime("create", "--bundle", bundle.path, cid)
     pid = runtime.state(cid)["pid"]
-    runtime("delete", cid)  # runc and engines rely on this working without --force
+    refused = runtime("delete", cid, check=False)
+    assert refused.returncode != 0 and "not stopped: created" in refused.stderr
+    assert runtime.state(cid)["status"] == "created", "a refused delete has no effect"
+    runtime("delete", "--force", cid)
     for _ in range(200):
         if not _alive(pid):
             break
