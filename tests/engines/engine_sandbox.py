@@ -36,6 +36,13 @@ import time
 import uuid
 
 CGROUP_ROOT = "/sys/fs/cgroup"
+# Mount points we had to create on the host carry this xattr, and sandboxes
+# (also those of other test processes) hold a shared flock on LOCK_DIR while
+# they live.  Only the last one out removes the marked directories: removing a
+# directory that is a mount point in another mount namespace detaches that
+# mount, which would expose a running sandbox's engine to the host paths.
+LOCK_DIR = "/run"
+CREATED_MARK = "trusted.minirun-engine-sandbox"
 
 
 def wait_for(predicate, timeout=10.0, what="condition", interval=0.02):
@@ -87,6 +94,13 @@ def _mount_ns(pid):
         return None
 
 
+def _marked(path):
+    try:
+        return os.getxattr(path, CREATED_MARK, follow_symlinks=False) == b"1"
+    except OSError:
+        return False
+
+
 def _kill(pid):
     try:
         os.kill(pid, signal.SIGKILL)
@@ -124,7 +138,7 @@ class Sandbox:
         self.dir = tempfile.mkdtemp(prefix=f"mr-{prefix}-", dir="/tmp")
         self.cgroup_parent = "/" + self.name
         self.private_paths = list(private_paths)
-        self._created_dirs = []
+        self._lock_fd = None
         self._helper = None
         self._daemons = []
         self.ns = None
@@ -142,9 +156,11 @@ class Sandbox:
         self.close()
 
     def _start_namespace(self):
+        self._lock_fd = os.open(LOCK_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         for path in self.private_paths:
-            # A mount point has to exist on the host; make it (and remember
-            # to remove it) only if it is missing.
+            # A mount point has to exist on the host: make (and mark) the
+            # missing directories.
             missing = []
             p = path
             while not os.path.exists(p):
@@ -152,7 +168,7 @@ class Sandbox:
                 p = os.path.dirname(p)
             for d in reversed(missing):
                 os.mkdir(d, 0o755)
-                self._created_dirs.append(d)
+                os.setxattr(d, CREATED_MARK, b"1")
         script = ('for p; do mount -t tmpfs -o mode=0755 minirun-test "$p" || exit 1; done; '
                   'echo ready; exec cat >/dev/null')
         # The helper lives until we close its stdin (or the test process dies).
@@ -164,6 +180,7 @@ class Sandbox:
         if line.strip() != b"ready":
             raise RuntimeError(f"could not set up the private mount namespace: {line!r}")
         self.ns = _mount_ns(self._helper.pid)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_SH)
 
     # --- running things inside ------------------------------------------------
     def cmd(self, argv):
@@ -279,6 +296,25 @@ class Sandbox:
                 except OSError:
                     pass
 
+    def _remove_mount_points(self):
+        if self._lock_fd is None:
+            return
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass  # another sandbox still runs: the last one out cleans up
+        else:
+            for path in self.private_paths:
+                d = path
+                while d != "/" and _marked(d):
+                    try:
+                        os.rmdir(d)
+                    except OSError:
+                        break  # not empty: someone else's now
+                    d = os.path.dirname(d)
+        os.close(self._lock_fd)
+        self._lock_fd = None
+
     def leftover_processes(self):
         return self.namespace_pids() | self.cgroup_pids()
 
@@ -327,12 +363,7 @@ class Sandbox:
                     time.sleep(0.05)
             else:
                 problems.append(f"cgroup {d} stays busy")
-        for d in reversed(self._created_dirs):
-            try:
-                os.rmdir(d)
-            except OSError as e:
-                problems.append(f"could not remove {d}: {e}")
-        self._created_dirs = []
+        self._remove_mount_points()
         with open("/proc/self/mountinfo") as f:
             mounts = [ln.split()[4] for ln in f]
         leaked = [m for m in mounts if m == self.dir or m.startswith(self.dir + "/")]

@@ -72,7 +72,6 @@ default_ulimits = ["nofile={self.nofile}:{self.nofile}", "nproc={self.nproc}:{se
 log_driver = "k8s-file"
 
 [network]
-network_backend = "netavark"
 network_config_dir = "{d}/networks"
 
 [engine]
