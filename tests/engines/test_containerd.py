@@ -9,6 +9,7 @@ container is named after the test and checked to leave no minirun state and
 no cgroup behind.
 """
 import os
+import select
 import shutil
 import subprocess
 import uuid
@@ -252,7 +253,8 @@ def test_kill_delivers_the_signal(containerd, cid):
         [CTR, "--address", containerd.socket, "--namespace", containerd.namespace, *argv],
         env=containerd.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        assert proc.stdout.readline() == b"ready\n"
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        assert ready and proc.stdout.readline() == b"ready\n"
         containerd.ctr("task", "kill", cid)  # SIGTERM, passed to minirun as "15"
         assert proc.wait(timeout=30) == 42
         assert proc.stdout.read() == b"got TERM\n"

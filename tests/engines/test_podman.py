@@ -172,6 +172,19 @@ def test_run_spec_details(clean):
     assert "Read-only file system" in out.stderr
 
 
+def test_read_only_rootfs_and_limits(clean):
+    """--read-only (tmpfs with runc's tmpcopyup on /tmp, /run, ...), and
+    --memory/--pids-limit visible through the container's /sys/fs/cgroup."""
+    out = clean.run("sh", "-c",
+                    "touch /new-file; touch /tmp/ok && echo tmp-writable; "
+                    "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || "
+                    "cat /sys/fs/cgroup/memory.max; "
+                    "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max",
+                    opts=["--read-only", "--memory", "64m", "--pids-limit", "100"], check=False)
+    assert "Read-only file system" in out.stderr
+    assert out.stdout.split() == ["tmp-writable", str(64 << 20), "100"], out.stderr
+
+
 def test_detached_exec_pause_stop_rm(clean):
     podman = clean
     name = "d-" + uuid.uuid4().hex[:8]
