@@ -5,7 +5,6 @@ error line, podman json-decodes the whole file, so on failure the file holds
 exactly one JSON object per line and the file exists even if nothing else
 happened (it is opened on every call).
 """
-import json
 import sys
 import time
 
@@ -30,6 +29,8 @@ def _write(level, msg):
         return
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     if _json:
+        import json
+
         line = json.dumps({"level": level, "msg": msg, "time": stamp})
     else:
         line = f'time="{stamp}" level={level} msg="{msg}"'

@@ -13,10 +13,10 @@
 import fcntl  # noqa: F401  (everything stage 2 needs is imported up front:
 import os
 import resource  # noqa: F401  after pivot_root the host's Python library is gone)
-import socket
 import struct
 import termios  # noqa: F401
 
+import _socket  # the C module only: the socket module's enums cost milliseconds
 from minirun.errors import ConfigError, MinirunError
 from minirun.init import console
 from minirun.init import process as proc_setup
@@ -48,10 +48,13 @@ class InitArgs:
 def _bring_up_loopback():
     step("ioctl", "SIOCSIFFLAGS lo IFF_UP", "a new network namespace starts with lo down",
          "netdevice(7)")
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
         ifreq = struct.pack("16sH14x", b"lo", 0)
         flags = struct.unpack("16sH14x", fcntl.ioctl(s, 0x8913, ifreq))[1]  # SIOCGIFFLAGS
         fcntl.ioctl(s, 0x8914, struct.pack("16sH14x", b"lo", flags | 1))     # SIOCSIFFLAGS
+    finally:
+        s.close()
 
 
 def _set_sysctls(sysctls):
@@ -104,7 +107,7 @@ def run(args, channel):
                 raise ConfigError("unable to set hostname without a private UTS namespace")
             step("sethostname", config["hostname"], "the UTS namespace's own hostname",
                  "sethostname(2)")
-            socket.sethostname(config["hostname"])
+            _socket.sethostname(config["hostname"])
         if config.get("domainname"):
             syscalls.setdomainname(config["domainname"])
         rootfs.finish(config)
@@ -136,7 +139,7 @@ def run(args, channel):
         fifo_fd = _move_above(fifo_fd, keep_from)
     if seccomp_fd >= 0:
         seccomp_fd = _move_above(seccomp_fd, keep_from)
-    if channel.fileno() < keep_from:
+    if min(channel.fds()) < keep_from:
         raise MinirunError("internal error: channel fd collides with --preserve-fds")
     proc_setup.close_fds(keep_from, [fd for fd in (fifo_fd, seccomp_fd) if fd >= 0])
     # chdir first as root (the user may lack search rights on the way to a

@@ -7,7 +7,6 @@ container's stdin/stdout/stderr, its controlling terminal and /dev/console.
 """
 import fcntl
 import os
-import socket
 import struct
 import termios
 
@@ -48,6 +47,8 @@ def setup_in_container(rootfs_path, sock_fd, process):
                 os.close(target)
         finally:
             os.close(root_fd)
+    import socket  # already loaded by whoever asked for a terminal (exec.py, run.py)
+
     sock = socket.socket(fileno=sock_fd)
     try:
         socket.send_fds(sock, [f"/dev/pts/{number}".encode()], [master])

@@ -1,31 +1,47 @@
 """A message channel between minirun and the processes it forks.
 
-A SOCK_SEQPACKET socketpair keeps message boundaries, so each send() is one
-JSON object; a closed peer reads as None.  Both ends are close-on-exec, so
-a successful execve inside the container is seen by the parent as EOF.
+Two pipes (one per direction) carry one JSON object per line; a closed peer
+reads as None.  All four ends are close-on-exec, so a successful execve
+inside the container is seen by the parent as EOF.  (Pipes rather than a
+socketpair: importing the socket module costs more than the whole exchange.)
 """
 import json
-import socket
+import os
 
 
 class Channel:
-    def __init__(self, sock):
-        self.sock = sock
+    def __init__(self, read_fd, write_fd):
+        self.read_fd = read_fd
+        self.write_fd = write_fd
+        self._buffer = b""
 
     @classmethod
     def pair(cls):
-        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        return cls(a), cls(b)
+        a_read, b_write = os.pipe2(os.O_CLOEXEC)
+        b_read, a_write = os.pipe2(os.O_CLOEXEC)
+        return cls(a_read, a_write), cls(b_read, b_write)
 
     def send(self, **msg):
-        self.sock.send(json.dumps(msg).encode())
+        data = json.dumps(msg).encode() + b"\n"
+        while data:
+            data = data[os.write(self.write_fd, data):]
 
     def recv(self):
-        data = self.sock.recv(65536)
-        return json.loads(data) if data else None
+        while b"\n" not in self._buffer:
+            chunk = os.read(self.read_fd, 65536)
+            if not chunk:
+                return None
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return json.loads(line)
 
-    def fileno(self):
-        return self.sock.fileno()
+    def fds(self):
+        return (self.read_fd, self.write_fd)
 
     def close(self):
-        self.sock.close()
+        for fd in self.fds():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.read_fd = self.write_fd = -1

@@ -5,7 +5,6 @@ file), has all its namespaces, mounts, user and capabilities, and is blocked
 in the exec helper on <state>/exec.fifo until `minirun start`.
 """
 import os
-import socket
 
 from minirun import spec
 from minirun.errors import ConfigError, MinirunError
@@ -14,6 +13,7 @@ from minirun.init import run as init_run
 from minirun.init.process import sealed_helper_fd
 from minirun.linux import proc
 from minirun.runtime import hooks
+from minirun.runtime.delete import mounts_at, release_host_mounts
 from minirun.runtime.spawn import SpawnPlan, spawn
 from minirun.runtime.state import CREATED, Container, now_rfc3339
 
@@ -27,24 +27,9 @@ def write_pid_file(path, pid):
     os.replace(tmp, path)
 
 
-def mounts_at(path):
-    """How many mounts are stacked on `path` in our mount namespace."""
-    with open("/proc/self/mountinfo") as f:
-        return sum(1 for line in f if line.split()[4] == path)
-
-
-def release_host_mounts(data):
-    """Detach what a container without a mount namespace mounted in ours."""
-    info = data.get("host_mounts")
-    if not info:
-        return
-    from minirun.linux import syscalls
-
-    while mounts_at(info["path"]) > info["below"]:
-        syscalls.umount2(info["path"], syscalls.MNT_DETACH)
-
-
 def _connect_console(path):
+    import socket
+
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(path)
@@ -87,7 +72,6 @@ def create(root, container_id, bundle=".", pid_file=None, console_socket=None, n
         if "mount" not in namespaces:
             # Its mounts will live in our namespace, on a bind of the rootfs.
             container.data["host_mounts"] = {"path": rootfs, "below": mounts_at(rootfs)}
-        container.save()
         container.save_config(config)
         os.mkfifo(container.fifo_path, 0o622)
         os.chmod(container.fifo_path, 0o622)  # not narrowed by our umask: any uid may write
@@ -131,8 +115,9 @@ def create(root, container_id, bundle=".", pid_file=None, console_socket=None, n
         for fd in owned_fds:
             os.close(fd)
         owned_fds = []
+        # Not saved yet: were we to crash now, the init is in the cgroup that
+        # `delete --force` kills.
         container.data.update(pid=spawned.pid, pid_start=proc.start_time(spawned.pid))
-        container.save()
         _wait_ready(spawned.channel, container, config)
         container.data["status"] = CREATED
         container.save()

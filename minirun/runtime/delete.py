@@ -39,10 +39,9 @@ def destroy(container, run_poststop=True):
         while container.init_alive() and time.monotonic() < deadline:
             time.sleep(0.005)
     if cgroup is not None:
-        cgroup.kill_all(signal.SIGKILL)
+        if cgroup.pids():  # stragglers (the init's children, or no pid namespace)
+            cgroup.kill_all(signal.SIGKILL)
         cgroup.destroy()
-    from minirun.runtime.create import release_host_mounts
-
     release_host_mounts(container.data)
     config = container.config()
     was_started = container.data.get("status") not in (CREATING,)
@@ -51,3 +50,20 @@ def destroy(container, run_poststop=True):
         state = container.oci_state()
         state["status"] = STOPPED
         hooks.run_phase(config, "poststop", state)
+
+
+def mounts_at(path):
+    """How many mounts are stacked on `path` in our mount namespace."""
+    with open("/proc/self/mountinfo") as f:
+        return sum(1 for line in f if line.split()[4] == path)
+
+
+def release_host_mounts(data):
+    """Detach what a container without a mount namespace mounted in ours."""
+    info = data.get("host_mounts")
+    if not info:
+        return
+    from minirun.linux import syscalls
+
+    while mounts_at(info["path"]) > info["below"]:
+        syscalls.umount2(info["path"], syscalls.MNT_DETACH)

@@ -8,7 +8,6 @@ JSON on stdin.
   poststop                 runtime namespace, after delete;  failure: warning only
 """
 import json
-import subprocess
 
 from minirun import log
 from minirun.errors import MinirunError
@@ -36,6 +35,8 @@ def run_hook(hook, state):
     path = hook["path"]
     args = hook.get("args") or [path]
     env = dict(e.partition("=")[::2] for e in hook.get("env") or [])
+    import subprocess
+
     step("exec hook", f"{path} {args[1:]}", "an OCI hook", "runtime-spec config.md#posix-platform-hooks")
     try:
         result = subprocess.run(args, executable=path, env=env, input=json.dumps(state).encode(),

@@ -2,7 +2,6 @@
 (and the terminal), delete, and exit with the container's status."""
 import os
 import signal
-import socket
 
 from minirun.runtime import delete as delete_mod
 from minirun.runtime.create import create
@@ -24,6 +23,8 @@ def run(root, container_id, bundle=".", detach=False, pid_file=None, console_soc
     console_child = None
     if terminal and not console_socket and not detach:
         # We are the terminal's other end: the init sends us the pty master.
+        import socket
+
         console_parent, console_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     container = create(root, container_id, bundle, pid_file=pid_file,
                        console_socket=console_socket, no_pivot=no_pivot,
@@ -36,6 +37,8 @@ def run(root, container_id, bundle=".", detach=False, pid_file=None, console_soc
         return 0
     master = None
     if console_parent is not None:
+        import socket
+
         _, fds, _, _ = socket.recv_fds(console_parent, 1024, 1)
         console_parent.close()
         master = fds[0]

@@ -7,7 +7,6 @@ The directory itself is the lock (flock on its fd), so `delete` can remove it
 while holding the lock and a waiter then sees "does not exist".  A crash at
 any point leaves a directory that `delete --force` can clean up.
 """
-import datetime
 import errno
 import fcntl
 import json
@@ -30,6 +29,8 @@ def check_id(container_id):
 
 
 def now_rfc3339():
+    import datetime
+
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
