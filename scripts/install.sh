@@ -16,8 +16,9 @@ fi
 # Build tools and headers (cffi extension, static exec helper, python-prctl),
 # busybox for the demo image, and the peers the tests drive.
 PACKAGES="gcc libc6-dev make python3 python3-venv python3-dev libcap-dev libseccomp-dev
-  libseccomp2 busybox-static iproute2 nftables umoci skopeo docker-registry
-  qemu-system-x86 xz-utils ruby runc"
+  libseccomp2 busybox-static iproute2 nftables libnftables1 curl openssl
+  umoci skopeo docker-registry containerd podman conmon runc
+  qemu-system-x86 xz-utils ruby"
 missing=""
 for p in $PACKAGES; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
@@ -51,6 +52,9 @@ if ! "$VENV/bin/pip" install -q --disable-pip-version-check \
     exit 1
 fi
 ln -sf "$VENV/bin/minirun" /usr/local/bin/minirun
+# Byte-compile now: every minirun call imports these (and PYTHONDONTWRITEBYTECODE
+# would otherwise make each call compile them again).
+"$VENV/bin/python" -m compileall -q minirun >/dev/null
 
 echo "== building the demo image (images/out/)"
 "$VENV/bin/python" images/build_busybox.py
