@@ -85,6 +85,8 @@ def run(args, channel):
         own_mount_ns = "mount" in namespaces
         if "network" in namespaces and not namespaces["network"]:
             _bring_up_loopback()
+        if hooks.has(config, "createContainer") or hooks.has(config, "startContainer"):
+            import subprocess  # noqa: F401  (hooks after pivot_root cannot import it)
         root_fd = rootfs.prepare(config, args.rootfs_path, own_mount_ns)
         os.close(root_fd)
         if any(hooks.has(config, p) for p in ("createRuntime", "createContainer",

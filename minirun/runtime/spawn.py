@@ -185,8 +185,10 @@ def report_error(channel, exc):
     kind = "exec" if isinstance(exc, ExecError) else "setup"
     try:
         channel.send(error=text, kind=kind)
-    except OSError:
-        pass
+    except (OSError, ValueError):
+        # Nobody is listening any more (after `create` returned): the
+        # container's stderr is the only place left to say it.
+        os.write(2, f"minirun: {text}\n".encode())
 
 
 def _stage1(plan, ns_fds, channel):
