@@ -6,8 +6,8 @@
     docs/tour/generate.py --check    fail (exit 1, with a diff) if any block is stale
 
 A chapter is Markdown.  Every ```console block in it is live: each line that
-starts with "$ " is a command (a line ending in "\\" continues on the next line,
-which starts with "> "); the lines after it, up to the next command, are its
+starts with "$ " is a command, continued by the lines right after it that
+start with "> " (after a trailing "\\", or in a here-document); the lines after it, up to the next command, are its
 output and are replaced by what the command prints now (stdout and stderr
 together, in order), followed by "(exit status N)" when N is not 0.
 
@@ -53,12 +53,14 @@ VOLATILE = [
     (re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)?"), "TIME"),
     (re.compile(r"\b(\d+|About an?|Less than a) (second|minute|hour)s? ago\b"), "TIME ago"),
     (re.compile(r"\d+(\.\d+)?\s?(ms|µs|us)\b"), "DURATION"),
+    (re.compile(r"\b[A-Z][a-z][a-z] +\d\d? +(\d\d:\d\d|\d{4})\b"), "DATE"),     # ls -l
     (re.compile(r"(?<![\d.])\d{4,7}(?![\d.])"), "N"),                        # pids, ports
     (re.compile(r"[ \t]+"), " "),                                          # column widths
 ]
 
 
 def normalise(text):
+    text = text.replace(REPO, "REPO")  # where the checkout is (/vagrant in the box)
     for pattern, repl in VOLATILE:
         text = pattern.sub(repl, text)
     return text
@@ -109,10 +111,10 @@ def parse_block(body, offset):
             raise SystemExit(f"line {offset + k + 1}: expected a `$ command` line, got {line!r}")
         shown = [line]
         cmd = line[2:]
-        while cmd.endswith("\\") and k + 1 < len(body) and body[k + 1].startswith("> "):
+        while k + 1 < len(body) and body[k + 1].startswith("> "):
             k += 1
             shown.append(body[k])
-            cmd = cmd[:-1] + "\n" + body[k][2:]
+            cmd = cmd + "\n" + body[k][2:]
         k += 1
         out = []
         while k < len(body) and not body[k].startswith("$ "):
