@@ -16,4 +16,5 @@ py=${MINIRUN_PYTHON:-/opt/minirun-dev/bin/python}
 [ -x "$py" ] || py=$(command -v python3)
 cd "$repo"
 exec "$run_in_vm" --disk 64M --mem 1G --cpus 2 --timeout 600 -- \
-	"$py" -m pytest -q -p no:cacheprovider -m vm tests/cgroups/test_cgroup_v2_vm.py "$@"
+	"$py" -m pytest -q -p no:cacheprovider -m vm tests/cgroups/test_cgroup_v2_vm.py \
+	tests/cgroups/test_runtime_v2_vm.py "$@"
