@@ -47,9 +47,7 @@ def destroy(container, run_poststop=True):
     was_started = container.data.get("status") not in (CREATING,)
     container.remove()
     if config and was_started and run_poststop and hooks.has(config, "poststop"):
-        state = container.oci_state()
-        state["status"] = STOPPED
-        hooks.run_phase(config, "poststop", state)
+        hooks.run_phase(config, "poststop", container.oci_state(STOPPED))
 
 
 def mounts_at(path):

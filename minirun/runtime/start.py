@@ -27,7 +27,7 @@ def start(root, container_id):
             # After `start` is called, before the program runs (the init
             # still waits on the FIFO), in the runtime's namespaces.
             try:
-                hooks.run_phase(config, "prestart", container.oci_state())
+                hooks.run_phase(config, "prestart", container.oci_state(CREATED))
             except MinirunError:
                 from minirun.runtime.delete import destroy
 
@@ -40,7 +40,9 @@ def start(root, container_id):
         container.data["status"] = RUNNING
         container.save()
         if config and hooks.has(config, "poststart"):
-            hooks.run_phase(config, "poststart", container.oci_state())
+            # The program may already have exited; the hook is told about the
+            # moment it describes: the container started running.
+            hooks.run_phase(config, "poststart", container.oci_state(RUNNING))
 
 
 def _release(container):

@@ -171,9 +171,10 @@ class Container:
 
         return load_cgroup(self.data["cgroup"])
 
-    def oci_state(self):
-        """The state JSON of the runtime spec (plus runc's rootfs/created/owner)."""
-        status = self.status()
+    def oci_state(self, status=None):
+        """The state JSON of the runtime spec (plus runc's rootfs/created/owner).
+        `status` overrides the live one (hooks describe a given moment)."""
+        status = status or self.status()
         return {
             "ociVersion": OCI_VERSION,
             "id": self.id,
