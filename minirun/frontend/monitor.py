@@ -1,0 +1,1009 @@
+"""The monitor: one small process per --root that holds every started container.
+
+Something has to be the parent of a detached container's init: only the
+parent learns its exit status, and someone must drain its stdout/stderr
+while nobody is attached.  Docker has containerd-shim per container, podman
+has conmon (C, ~1-2 MB) per container.  minirun has ONE monitor per --root,
+shared by all containers, that imports nothing but the standard library, so
+its cost stays flat as containers are added (see docs/frontend.md for the
+figures).  All real work happens in short-lived `minirun` worker processes
+it starts; the monitor is only plumbing:
+
+    CLI ──unix socket──> monitor ──posix_spawn──> `minirun container _start ID`
+                           │ child subreaper        └─ runtime create (C1 forks C2,
+                           │                           C1 exits: C2, the container's
+                           │                           init, is re-parented to us)
+                           │                           + network attach + start
+                           ├─ reads the container's stdout/stderr pipes (or pty master)
+                           │    -> <record>/container-log.json (JSON lines, rotated)
+                           │    -> attached clients (`run` without -d, `start -a`)
+                           ├─ waitpid: the exit status -> `minirun container _exited ID STATUS`
+                           │    (cgroup, network, OOM, --rm, restart decision)
+                           ├─ restart timers (back-off decided by the exit worker)
+                           └─ health checks: `minirun exec ID CMD` every interval
+
+It exits by itself when it holds no container and no client (idle), under
+the same lock the CLI takes to find or spawn it, so a CLI never talks to a
+monitor that is going away.
+
+Attach protocol: the client sends one JSON line, then frames in both
+directions: 1 byte type, 4 bytes big-endian length, payload.
+"""
+import errno
+import fcntl
+import heapq
+import itertools
+import json
+import os
+import selectors
+import signal
+import socket
+import struct
+import sys
+import time
+
+from minirun.frontend import recordfile
+
+STDIN, STDOUT, STDERR, RESIZE, EXIT, CLOSE_STDIN, SIGNAL, STARTED = range(8)
+HEADER = struct.Struct(">BI")
+STREAMS = {STDOUT: "stdout", STDERR: "stderr"}
+
+SOCKET, LOCK, PIDFILE, LOGFILE = "monitor.sock", "monitor.lock", "monitor.pid", "monitor.log"
+IDLE_SECONDS = 2.0
+PAUSE_ABOVE = 1 << 20          # bytes queued for a slow client: stop reading the container
+RESUME_BELOW = 256 << 10
+PARTIAL_LINE = 16 << 10        # Docker's json-file splits lines longer than this
+DRAIN_SECONDS = 2.0            # after the init exits, how long to wait for pipe EOF
+HEALTH_LOG = 5
+HEALTH_OUTPUT = 4096
+
+
+def state_dir(root):
+    return os.path.join(root, ".frontend")
+
+
+def log(msg):
+    sys.stderr.write(f"{recordfile.timestamp()} monitor[{os.getpid()}]: {msg}\n")
+    sys.stderr.flush()
+
+
+def frame(kind, payload=b""):
+    if isinstance(payload, str):
+        payload = payload.encode()
+    return HEADER.pack(kind, len(payload)) + payload
+
+
+# --- the log file ----------------------------------------------------------------
+class LogWriter:
+    """Docker's json-file format: {"log": "...\\n", "stream": "stdout", "time": "..."}
+    per line; the file is rotated to .1, .2, ... when it reaches max_size."""
+
+    def __init__(self, path, max_size, max_files):
+        self.path = path
+        self.max_size = max_size
+        self.max_files = max_files
+        self.partial = {"stdout": b"", "stderr": b""}
+        self.f = open(path, "ab", buffering=0)
+        self.size = self.f.tell()
+
+    def write(self, stream, data):
+        buf = self.partial[stream] + data
+        lines = buf.split(b"\n")
+        self.partial[stream] = lines.pop()
+        out = [line + b"\n" for line in lines]
+        while len(self.partial[stream]) >= PARTIAL_LINE:
+            out.append(self.partial[stream][:PARTIAL_LINE])
+            self.partial[stream] = self.partial[stream][PARTIAL_LINE:]
+        if out:
+            self._emit(stream, out)
+
+    def flush(self):
+        for stream, data in self.partial.items():
+            if data:
+                self.partial[stream] = b""
+                self._emit(stream, [data])
+
+    def _emit(self, stream, chunks):
+        now = recordfile.timestamp()
+        blob = b"".join(json.dumps({"log": c.decode("utf-8", "replace"), "stream": stream,
+                                    "time": now}).encode() + b"\n" for c in chunks)
+        try:
+            self.f.write(blob)
+        except OSError as e:
+            log(f"writing {self.path}: {e}")
+            return
+        self.size += len(blob)
+        if self.size >= self.max_size:
+            self._rotate()
+
+    def _rotate(self):
+        self.f.close()
+        try:
+            if self.max_files <= 1:
+                os.unlink(self.path)
+            else:
+                for n in range(self.max_files - 1, 0, -1):
+                    src = self.path if n == 1 else f"{self.path}.{n - 1}"
+                    if os.path.exists(src):
+                        os.replace(src, f"{self.path}.{n}")
+        except OSError as e:
+            log(f"rotating {self.path}: {e}")
+        self.f = open(self.path, "ab", buffering=0)
+        self.size = self.f.tell()
+
+    def close(self):
+        self.flush()
+        self.f.close()
+
+
+# --- helpers -----------------------------------------------------------------------
+class Timer:
+    def __init__(self, when, callback):
+        self.when = when
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self):
+        self.cancelled = True
+
+
+def _nonblock(fd):
+    fl = fcntl.fcntl(fd, fcntl.F_GETFL)
+    fcntl.fcntl(fd, fcntl.F_SETFL, fl | os.O_NONBLOCK)
+
+
+def exit_code(status):
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    if os.WIFEXITED(status):
+        return os.WEXITSTATUS(status)
+    return 255
+
+
+class Client:
+    """A connection from a CLI: first a JSON request line, then (attach) frames."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.inbuf = bytearray()
+        self.outbuf = bytearray()
+        self.request = None
+        self.container = None      # set while attached
+        self.wants_stdin = False
+        self.closing = False       # close once outbuf is flushed
+
+
+class Container:
+    def __init__(self, cid, directory, store):
+        self.id = cid
+        self.dir = directory
+        self.store = store
+        self.state = "idle"        # starting, running, draining, exiting, backoff
+        self.pid = None
+        self.status = None         # raw wait status of the init
+        self.worker = None         # pid of the start or exit worker
+        self.report = None         # socket the start worker reports on
+        self.reported = False
+        self.outputs = {}          # fd -> stream name (pipes, or the pty master as stdout)
+        self.master = None
+        self.stdin = None          # fd we write the container's stdin to
+        self.stdin_buf = bytearray()
+        self.stdin_eof = False
+        self.clients = []          # attached
+        self.waiters = []          # `wait` requests
+        self.starters = []         # detached `start` requests waiting for the worker's report
+        self.log = None
+        self.tty = False
+        self.size = None
+        self.health = None
+        self.health_timer = None
+        self.health_proc = None    # the running Probe
+        self.started_at = 0.0
+        self.restart_timer = None
+        self.drain_timer = None
+        self.exit_out = bytearray()
+        self.exit_pipe = None
+        self.paused = False
+
+
+class Monitor:
+    def __init__(self, root, argv):
+        self.root = root
+        self.argv = argv           # [python, -m, minirun, --root, ROOT]
+        self.dir = state_dir(root)
+        self.sel = selectors.DefaultSelector()
+        self.containers = {}
+        self.children = {}         # pid -> callback(status)
+        self.early = {}            # pids reaped before anyone claimed them
+        self.timers = []
+        self.seq = itertools.count()
+        self.idle_since = time.monotonic()
+        self.listener = None
+
+    # --- timers ----------------------------------------------------------------
+    def call_later(self, delay, callback):
+        t = Timer(time.monotonic() + delay, callback)
+        heapq.heappush(self.timers, (t.when, next(self.seq), t))
+        return t
+
+    def _run_timers(self):
+        now = time.monotonic()
+        while self.timers and self.timers[0][0] <= now:
+            _, _, t = heapq.heappop(self.timers)
+            if not t.cancelled:
+                self._safely(t.callback)
+
+    def _next_timeout(self):
+        while self.timers and self.timers[0][2].cancelled:
+            heapq.heappop(self.timers)
+        if not self.timers:
+            return 1.0
+        return max(0.0, min(1.0, self.timers[0][0] - time.monotonic()))
+
+    def _safely(self, fn, *args):
+        try:
+            fn(*args)
+        except Exception as e:  # one container's trouble must not stop the others
+            import traceback
+
+            log(f"internal error: {e}\n{traceback.format_exc()}")
+
+    # --- main loop -------------------------------------------------------------
+    def serve(self, ready_fd):
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        path = os.path.join(self.dir, SOCKET)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(path)
+        os.chmod(path, 0o600)
+        self.listener.listen(64)
+        self.listener.setblocking(False)
+        self.sel.register(self.listener, selectors.EVENT_READ, self._accept)
+        r, w = os.pipe()
+        _nonblock(r)
+        _nonblock(w)
+        signal.set_wakeup_fd(w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, lambda *_: self._shutdown())
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        self.sel.register(r, selectors.EVENT_READ, lambda _m: self._drain_wakeup(r))
+        with open(os.path.join(self.dir, PIDFILE), "w") as f:
+            f.write(f"{os.getpid()} {_start_time(os.getpid())}\n")
+        os.write(ready_fd, b"1")
+        os.close(ready_fd)
+        log("started")
+        while True:
+            for key, mask in self.sel.select(self._next_timeout()):
+                self._safely(key.data, mask)
+            self._reap()
+            self._run_timers()
+            self._maybe_exit()
+
+    def _drain_wakeup(self, fd):
+        try:
+            while os.read(fd, 512):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _busy(self):
+        return bool(self.containers or self.children or any(
+            isinstance(k.data, ClientHandler) for k in self.sel.get_map().values()))
+
+    def _maybe_exit(self):
+        if self._busy():
+            self.idle_since = time.monotonic()
+            return
+        if time.monotonic() - self.idle_since < IDLE_SECONDS:
+            return
+        # Under the CLI's lock: a CLI that connected before we took it is in
+        # the accept queue, and one that comes after finds no socket.
+        fd = os.open(os.path.join(self.dir, LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        import select
+
+        pending, _, _ = select.select([self.listener], [], [], 0)
+        if pending:
+            os.close(fd)
+            return
+        self._shutdown()
+
+    def _shutdown(self):
+        for name in (SOCKET, PIDFILE):
+            try:
+                os.unlink(os.path.join(self.dir, name))
+            except FileNotFoundError:
+                pass
+        if self.containers:
+            log(f"exiting with {len(self.containers)} containers still held")
+        else:
+            log("idle: exiting")
+        os._exit(0)
+
+    # --- children ----------------------------------------------------------------
+    def _reap(self):
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            callback = self.children.pop(pid, None)
+            if callback is not None:
+                self._safely(callback, status)
+            else:
+                self.early[pid] = status  # a container init whose worker has not reported
+                if len(self.early) > 1024:
+                    self.early.pop(next(iter(self.early)))
+
+    def spawn(self, args, fds, store, on_exit):
+        """posix_spawn a `minirun` worker with fds {child_fd: our_fd} (None: /dev/null)."""
+        devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        actions = []
+        for target in (0, 1, 2, 3):
+            if target in fds or target < 3:
+                src = fds.get(target)
+                actions.append((os.POSIX_SPAWN_DUP2, devnull if src is None else src, target))
+        env = dict(os.environ, MINIRUN_STORE=store)
+        try:
+            pid = os.posix_spawn(self.argv[0], self.argv + args, env, file_actions=actions,
+                                 setsid=True)
+        finally:
+            os.close(devnull)
+        self.children[pid] = on_exit
+        return pid
+
+    # --- clients -------------------------------------------------------------------
+    def _accept(self, _mask):
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except BlockingIOError:
+                return
+            sock.setblocking(False)
+            client = Client(sock)
+            self.sel.register(sock, selectors.EVENT_READ, ClientHandler(self, client))
+
+    def send(self, client, data):
+        if client.sock is None:
+            return
+        client.outbuf += data
+        self._update_client(client)
+
+    def _update_client(self, client):
+        if client.sock is None:
+            return
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if client.outbuf else 0)
+        try:
+            self.sel.modify(client.sock, events, self.sel.get_key(client.sock).data)
+        except (KeyError, ValueError):
+            pass
+        c = client.container
+        if c is not None:
+            self._flow(c)
+
+    def reply(self, client, msg):
+        self.send(client, json.dumps(msg).encode() + b"\n")
+        client.closing = True
+        if not client.outbuf:
+            self.close_client(client)
+
+    def close_client(self, client):
+        if client.sock is None:
+            return
+        try:
+            self.sel.unregister(client.sock)
+        except (KeyError, ValueError):
+            pass
+        client.sock.close()
+        client.sock = None
+        c = client.container
+        if c is not None:
+            if client in c.clients:
+                c.clients.remove(client)
+            if client.wants_stdin:
+                c.stdin_eof = True   # `run -i`: stdin closes with the client (stdin_once)
+                self._flush_stdin(c)
+            self._flow(c)
+        for c in self.containers.values():
+            if client in c.waiters:
+                c.waiters.remove(client)
+            if client in c.starters:
+                c.starters.remove(client)
+
+    def handle_request(self, client, req):
+        op = req.get("op")
+        if op == "start":
+            self.start(client, req)
+        elif op == "wait":
+            c = self.containers.get(req.get("id"))
+            if c is None:
+                self.reply(client, {"held": False})
+            else:
+                c.waiters.append(client)
+        elif op == "cancel":
+            c = self.containers.get(req.get("id"))
+            cancelled = False
+            if c is not None and c.state == "backoff":
+                c.restart_timer.cancel()
+                cancelled = True
+                self._finish(c, None)
+            self.reply(client, {"ok": True, "cancelled": cancelled})
+        elif op == "status":
+            self.reply(client, {"pid": os.getpid(), "containers": {
+                cid: {"state": c.state, "pid": c.pid} for cid, c in self.containers.items()}})
+        else:
+            self.reply(client, {"error": f"unknown request {op!r}"})
+
+    def handle_frame(self, client, kind, payload):
+        c = client.container
+        if c is None:
+            return
+        if kind == STDIN:
+            c.stdin_buf += payload
+            self._flush_stdin(c)
+        elif kind == CLOSE_STDIN:
+            c.stdin_eof = True
+            self._flush_stdin(c)
+        elif kind == RESIZE:
+            rows, cols = (int(x) for x in payload.split())
+            c.size = (rows, cols)
+            self._apply_size(c)
+        elif kind == SIGNAL and c.pid and c.state == "running":
+            try:
+                os.kill(c.pid, int(payload))
+            except (ProcessLookupError, ValueError):
+                pass
+
+    # --- starting ------------------------------------------------------------------
+    def start(self, client, req):
+        cid, directory = req["id"], req["dir"]
+        c = self.containers.get(cid)
+        if c is not None and c.state != "backoff":
+            if req.get("attach"):
+                self.send(client, frame(STARTED, json.dumps(
+                    {"error": f"container {cid[:12]} is already running", "code": 125})))
+                client.closing = True
+            else:
+                self.reply(client, {"error": f"container {cid[:12]} is already running"})
+            return
+        rec = recordfile.read(directory)
+        if rec is None:
+            self.reply(client, {"error": f"No such container: {cid}"})
+            return
+        if c is None:
+            c = Container(cid, directory, rec.get("Store") or "")
+            self.containers[cid] = c
+        elif c.restart_timer:
+            c.restart_timer.cancel()
+        if req.get("attach"):
+            client.container = c
+            client.wants_stdin = bool(req.get("stdin"))
+            c.clients.append(client)
+            if req.get("size"):
+                c.size = tuple(req["size"])
+        else:
+            c.starters.append(client)
+        self._launch(c, rec)
+
+    def _launch(self, c, rec):
+        cfg = rec.get("Config") or {}
+        host = rec.get("HostConfig") or {}
+        c.tty = bool(cfg.get("Tty"))
+        c.health = rec.get("Healthcheck")
+        logcfg = (host.get("LogConfig") or {}).get("Config") or {}
+        if c.log is None:
+            c.log = LogWriter(rec["LogPath"], int(logcfg.get("max-size", 10 << 20)),
+                              int(logcfg.get("max-file", 3)))
+        fds, ours = {}, []
+        if not c.tty:
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe()
+            fds[1], fds[2] = out_w, err_w
+            ours += [out_w, err_w]
+            for fd, stream in ((out_r, "stdout"), (err_r, "stderr")):
+                _nonblock(fd)
+                c.outputs[fd] = stream
+                self.sel.register(fd, selectors.EVENT_READ, OutputHandler(self, c, fd))
+            if cfg.get("OpenStdin"):
+                in_r, in_w = os.pipe()
+                _nonblock(in_w)
+                fds[0] = in_r
+                ours.append(in_r)
+                c.stdin, c.stdin_buf, c.stdin_eof = in_w, bytearray(), False
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        fds[3] = theirs.fileno()
+        try:
+            c.worker = self.spawn(["container", "_start", c.id], fds, c.store,
+                                  lambda status: self._start_worker_done(c, status))
+        except OSError as e:
+            log(f"spawning the start worker: {e}")
+            for fd in ours:
+                os.close(fd)
+            theirs.close()
+            mine.close()
+            self._start_failed(c, f"cannot run the start worker: {e}", 125)
+            return
+        for fd in ours:
+            os.close(fd)
+        theirs.close()
+        mine.setblocking(False)
+        c.report, c.reported = mine, False
+        c.state = "starting"
+        c.status = None
+        self.sel.register(mine, selectors.EVENT_READ, lambda _m: self._report(c))
+
+    def _report(self, c):
+        try:
+            data, fds, _, _ = socket.recv_fds(c.report, 65536, 4)
+        except BlockingIOError:
+            return
+        except OSError:
+            data, fds = b"", []
+        self.sel.unregister(c.report)
+        c.report.close()
+        c.report = None
+        msg = json.loads(data) if data else {"error": "the start worker died", "code": 125}
+        c.reported = True
+        if "error" in msg:
+            for fd in fds:
+                os.close(fd)
+            self._start_failed(c, msg["error"], msg.get("code", 125))
+            return
+        c.pid = msg["pid"]
+        c.state = "running"
+        c.started_at = time.monotonic()
+        if fds:
+            c.master = fds[0]
+            _nonblock(c.master)
+            c.outputs[c.master] = "stdout"
+            c.stdin = c.master
+            c.stdin_buf, c.stdin_eof = bytearray(), False
+            self._apply_size(c)
+            self.sel.register(c.master, selectors.EVENT_READ, OutputHandler(self, c, c.master))
+        self.children[c.pid] = lambda status: self._init_exited(c, status)
+        if c.pid in self.early:
+            self._init_exited_later(c, self.early.pop(c.pid))
+        started = json.dumps({"pid": c.pid})
+        for client in list(c.clients):
+            self.send(client, frame(STARTED, started))
+        for client in c.starters:
+            self.reply(client, {"ok": True, "pid": c.pid})
+        c.starters = []
+        if c.health:
+            self._schedule_health(c)
+        self._flush_stdin(c)
+
+    def _init_exited_later(self, c, status):
+        self.children.pop(c.pid, None)
+        self._init_exited(c, status)
+
+    def _start_worker_done(self, c, status):
+        c.worker = None
+        if c.report is not None:
+            # Its report may still be queued on the socket.
+            self._report(c)
+        elif not c.reported:
+            self._start_failed(c, f"the start worker failed (status {exit_code(status)})", 125)
+        if c.state == "draining" and c.status is not None:
+            self._maybe_exited(c)
+
+    def _start_failed(self, c, error, code):
+        self._close_io(c)
+        for client in list(c.clients):
+            self.send(client, frame(STARTED, json.dumps({"error": error, "code": code})))
+            client.closing = True
+            if not client.outbuf:
+                self.close_client(client)
+        for client in c.starters:
+            self.reply(client, {"error": error, "code": code})
+        c.starters = []
+        self._finish(c, None, notify_clients=False)
+
+    def _apply_size(self, c):
+        if c.master is not None and c.size:
+            import termios
+
+            try:
+                fcntl.ioctl(c.master, termios.TIOCSWINSZ,
+                            struct.pack("HHHH", c.size[0], c.size[1], 0, 0))
+            except OSError:
+                pass
+
+    # --- I/O -------------------------------------------------------------------------
+    def read_output(self, c, fd):
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""   # EIO: the pty's last slave end closed
+        if not data:
+            self._close_output(c, fd)
+            if c.state == "draining":
+                self._maybe_exited(c)
+            return
+        stream = c.outputs[fd]
+        c.log.write(stream, data)
+        kind = STDOUT if stream == "stdout" else STDERR
+        for client in list(c.clients):
+            self.send(client, frame(kind, data))
+
+    def _close_output(self, c, fd):
+        try:
+            self.sel.unregister(fd)
+        except (KeyError, ValueError):
+            pass
+        c.outputs.pop(fd, None)
+        if fd == c.master:
+            c.master = None
+            c.stdin = None
+        os.close(fd)
+
+    def _flow(self, c):
+        """Back-pressure: stop reading a container a slow attached client can't keep up with."""
+        queued = max((len(cl.outbuf) for cl in c.clients), default=0)
+        if not c.paused and queued > PAUSE_ABOVE:
+            c.paused = True
+            for fd in c.outputs:
+                self._mute(fd)
+        elif c.paused and queued < RESUME_BELOW:
+            c.paused = False
+            for fd in c.outputs:
+                self.sel.register(fd, selectors.EVENT_READ, OutputHandler(self, c, fd))
+
+    def _mute(self, fd):
+        try:
+            self.sel.unregister(fd)
+        except (KeyError, ValueError):
+            pass
+
+    def _flush_stdin(self, c):
+        if c.stdin is None:
+            return
+        while c.stdin_buf:
+            try:
+                n = os.write(c.stdin, c.stdin_buf)
+            except BlockingIOError:
+                self.call_later(0.05, lambda: self._flush_stdin(c))
+                return
+            except OSError:
+                c.stdin_buf.clear()
+                break
+            del c.stdin_buf[:n]
+        if c.stdin_eof and c.stdin != c.master:
+            os.close(c.stdin)
+            c.stdin = None
+
+    def _close_io(self, c):
+        for fd in list(c.outputs):
+            self._close_output(c, fd)
+        if c.stdin is not None and c.stdin != c.master:
+            os.close(c.stdin)
+        c.stdin = None
+        if c.report is not None:
+            self.sel.unregister(c.report)
+            c.report.close()
+            c.report = None
+
+    # --- exit ----------------------------------------------------------------------
+    def _init_exited(self, c, status):
+        c.status = status
+        c.state = "draining"
+        self._cancel_health(c)
+        c.drain_timer = self.call_later(DRAIN_SECONDS, lambda: self._maybe_exited(c, force=True))
+        self._maybe_exited(c)
+
+    def _maybe_exited(self, c, force=False):
+        if c.state != "draining" or c.worker is not None:
+            return  # the start worker is still writing the record
+        if c.outputs and not force:
+            return
+        c.drain_timer.cancel()
+        self._close_io(c)
+        c.log.flush()
+        c.state = "exiting"
+        r, w = os.pipe()
+        c.exit_out = bytearray()
+        try:
+            c.worker = self.spawn(["container", "_exited", c.id, str(c.status)], {1: w, 2: 2},
+                                  c.store, lambda st: self._exit_worker_done(c, st))
+        except OSError as e:
+            os.close(r)
+            os.close(w)
+            log(f"spawning the exit worker: {e}")
+            self._record_exit(c)
+            self._finish(c, exit_code(c.status))
+            return
+        os.close(w)
+        _nonblock(r)
+        c.exit_pipe = r
+        self.sel.register(r, selectors.EVENT_READ, lambda _m: self._read_exit(c))
+
+    def _read_exit(self, c):
+        try:
+            data = os.read(c.exit_pipe, 65536)
+        except BlockingIOError:
+            return
+        if data:
+            c.exit_out += data
+            return
+        self.sel.unregister(c.exit_pipe)
+        os.close(c.exit_pipe)
+        c.exit_pipe = None
+
+    def _exit_worker_done(self, c, status):
+        c.worker = None
+        if c.exit_pipe is not None:
+            self._read_exit(c)
+            if c.exit_pipe is not None:
+                self.sel.unregister(c.exit_pipe)
+                os.close(c.exit_pipe)
+                c.exit_pipe = None
+        try:
+            result = json.loads(bytes(c.exit_out) or b"{}")
+        except ValueError:
+            result = {}
+        code = result.get("exit_code", exit_code(c.status))
+        if not result:
+            log(f"{c.id[:12]}: the exit worker failed (status {exit_code(status)})")
+            self._record_exit(c)
+        delay = result.get("restart_in")
+        if delay is not None:
+            c.state = "backoff"
+            c.pid = None
+            self._notify(c, code)
+            c.restart_timer = self.call_later(float(delay), lambda: self._restart(c))
+            return
+        self._finish(c, code)
+
+    def _restart(self, c):
+        rec = recordfile.read(c.dir)
+        if rec is None or rec.get("ManualStop") or (rec.get("State") or {}).get(
+                "Status") != "restarting":
+            self._finish(c, None)
+            return
+        self._launch(c, rec)
+
+    def _record_exit(self, c):
+        """Fallback when the exit worker could not run: at least the status."""
+        try:
+            with recordfile.update(c.dir) as rec:
+                st = rec.setdefault("State", {})
+                st.update(Status="exited", Running=False, Restarting=False, Pid=0,
+                          ExitCode=exit_code(c.status) if c.status is not None else 255,
+                          FinishedAt=recordfile.timestamp())
+        except OSError:
+            pass
+
+    def _notify(self, c, code):
+        msg = json.dumps({"exit_code": code})
+        for client in c.clients:
+            self.send(client, frame(EXIT, msg))
+            client.closing = True
+            client.container = None
+            if not client.outbuf:
+                self.close_client(client)
+        c.clients = []
+        for client in c.waiters:
+            self.reply(client, {"exit_code": code})
+        c.waiters = []
+
+    def _finish(self, c, code, notify_clients=True):
+        if notify_clients:
+            self._notify(c, code)
+        else:
+            for client in c.waiters:
+                self.reply(client, {"exit_code": code})
+            c.waiters = []
+        self._cancel_health(c)
+        if c.log is not None:
+            c.log.close()
+            c.log = None
+        c.state = "idle"
+        self.containers.pop(c.id, None)
+
+    # --- health checks -----------------------------------------------------------------
+    def _schedule_health(self, c):
+        c.health_timer = self.call_later(c.health["Interval"], lambda: self._run_health(c))
+
+    def _cancel_health(self, c):
+        if c.health_timer:
+            c.health_timer.cancel()
+            c.health_timer = None
+        probe = c.health_proc
+        if probe is not None:
+            c.health_proc = None
+            probe.timer.cancel()
+            _kill(probe.pid)
+            self._close_probe_pipe(probe)
+
+    def _run_health(self, c):
+        if c.state != "running":
+            return
+        test = c.health["Test"]
+        cmd = ["/bin/sh", "-c", test[1]] if test[0] == "CMD-SHELL" else list(test[1:])
+        r, w = os.pipe()
+        probe = Probe()
+        try:
+            probe.pid = self.spawn(["exec", c.id, *cmd], {1: w, 2: w}, c.store,
+                                   lambda st: self._health_done(c, probe, st))
+        finally:
+            os.close(w)
+        _nonblock(r)
+        probe.fd = r
+        probe.timer = self.call_later(c.health["Timeout"], lambda: self._health_timeout(probe))
+        c.health_proc = probe
+        self.sel.register(r, selectors.EVENT_READ, lambda _m: self._read_probe(probe))
+
+    def _read_probe(self, probe):
+        try:
+            data = os.read(probe.fd, 65536)
+        except BlockingIOError:
+            return
+        if not data:
+            self._close_probe_pipe(probe)
+        elif len(probe.output) < HEALTH_OUTPUT:
+            probe.output += data[:HEALTH_OUTPUT - len(probe.output)]
+
+    def _close_probe_pipe(self, probe):
+        if probe.fd is not None:
+            try:
+                self.sel.unregister(probe.fd)
+            except (KeyError, ValueError):
+                pass
+            os.close(probe.fd)
+            probe.fd = None
+
+    def _health_timeout(self, probe):
+        probe.timed_out = True
+        try:
+            os.kill(probe.pid, signal.SIGTERM)   # `minirun exec` forwards it to the check
+        except ProcessLookupError:
+            return
+        probe.timer = self.call_later(1.0, lambda: _kill(probe.pid))
+
+    def _health_done(self, c, probe, status):
+        probe.timer.cancel()
+        while probe.fd is not None:
+            self._read_probe(probe)
+            if probe.fd is not None and not _readable(probe.fd):
+                self._close_probe_pipe(probe)
+        if c.health_proc is not probe:
+            return   # cancelled: the container stopped meanwhile
+        c.health_proc = None
+        code, output = exit_code(status), bytes(probe.output).decode("utf-8", "replace")
+        if probe.timed_out:
+            code, output = -1, f"Health check exceeded timeout ({c.health['Timeout']:g}s)\n" + output
+        self._record_health(c, code, output, probe.started)
+        if c.state == "running":
+            self._schedule_health(c)
+
+    def _record_health(self, c, code, output, t0):
+        in_start_period = time.monotonic() - c.started_at < c.health.get("StartPeriod", 0)
+        try:
+            with recordfile.update(c.dir) as rec:
+                h = (rec.setdefault("State", {}).get("Health")
+                     or {"Status": "starting", "FailingStreak": 0, "Log": []})
+                if code == 0:
+                    h["Status"], h["FailingStreak"] = "healthy", 0
+                elif not in_start_period:
+                    h["FailingStreak"] += 1
+                    if h["FailingStreak"] >= c.health["Retries"]:
+                        h["Status"] = "unhealthy"
+                h["Log"] = (h.get("Log") or [])[-(HEALTH_LOG - 1):] + [{
+                    "Start": recordfile.timestamp(t0), "End": recordfile.timestamp(),
+                    "ExitCode": code, "Output": output}]
+                rec["State"]["Health"] = h
+        except OSError:
+            pass
+
+
+class Probe:
+    """One running health check."""
+
+    def __init__(self):
+        self.pid = None
+        self.fd = None
+        self.output = bytearray()
+        self.started = time.time()
+        self.timer = None
+        self.timed_out = False
+
+
+def _readable(fd):
+    import select
+
+    return bool(select.select([fd], [], [], 0)[0])
+
+
+def _kill(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _start_time(pid):
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+        return int(data[data.rfind(b")") + 2:].split()[19])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+class ClientHandler:
+    def __init__(self, monitor, client):
+        self.m = monitor
+        self.client = client
+
+    def __call__(self, mask):
+        m, client = self.m, self.client
+        if client.sock is None:
+            return
+        if mask & selectors.EVENT_WRITE and client.outbuf:
+            try:
+                n = client.sock.send(client.outbuf)
+                del client.outbuf[:n]
+            except BlockingIOError:
+                pass
+            except OSError:
+                m.close_client(client)
+                return
+            if not client.outbuf and client.closing:
+                m.close_client(client)
+                return
+            m._update_client(client)
+        if mask & selectors.EVENT_READ:
+            try:
+                data = client.sock.recv(65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                m.close_client(client)
+                return
+            client.inbuf += data
+            self._parse()
+
+    def _parse(self):
+        m, client = self.m, self.client
+        if client.request is None:
+            nl = client.inbuf.find(b"\n")
+            if nl < 0:
+                return
+            try:
+                client.request = json.loads(client.inbuf[:nl])
+            except ValueError:
+                m.reply(client, {"error": "bad request"})
+                return
+            del client.inbuf[:nl + 1]
+            m.handle_request(client, client.request)
+        while client.sock is not None and len(client.inbuf) >= HEADER.size:
+            kind, length = HEADER.unpack_from(client.inbuf)
+            if len(client.inbuf) < HEADER.size + length:
+                return
+            payload = bytes(client.inbuf[HEADER.size:HEADER.size + length])
+            del client.inbuf[:HEADER.size + length]
+            m.handle_frame(client, kind, payload)
+
+
+class OutputHandler:
+    def __init__(self, monitor, c, fd):
+        self.m, self.c, self.fd = monitor, c, fd
+
+    def __call__(self, _mask):
+        self.m.read_output(self.c, self.fd)
+
+
+def main():
+    """python -S -I -c '...main()' ROOT ARGV_JSON READY_FD"""
+    root, argv, ready = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
+    Monitor(root, argv).serve(ready)

@@ -1,0 +1,197 @@
+"""Front-end containers on disk, under the image store.
+
+    <store>/frontend/containers/<id>/container.json   the record (Docker's inspect shape)
+                                    /lock             flock for record updates
+                                    /bundle/config.json  the OCI config the runtime gets
+                                    /container-log.json  stdout/stderr, JSON lines (+ .1, .2 rotated)
+    <store>/frontend/names/<name> -> <id>             a symlink: the name is taken
+    <store>/containers/<id>/                          the rootfs (image/overlay.py)
+    <store>/volumes/<name>/_data                      named volumes (volumes.py)
+
+The record is the container between runs: it lives in the store (on disk), not
+under --root (a tmpfs), so a stopped container survives a reboot as "exited".
+The runtime's own state (<root>/<id>) exists only while the container runs.
+Names are reserved with symlink(2), which fails if the name exists: two
+`run --name web` at once cannot both win.
+"""
+import errno
+import os
+import re
+import secrets
+import shutil
+
+from minirun.errors import MinirunError
+from minirun.frontend import recordfile
+
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
+ID_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+class NoSuchContainer(MinirunError):
+    def __init__(self, ref):
+        super().__init__(f"No such container: {ref}")
+
+
+class Conflict(MinirunError):
+    pass
+
+
+def default_store():
+    from minirun.image.store import default_root
+
+    return default_root()
+
+
+class Frontend:
+    """Where the front end keeps its containers: a store root and a runtime --root."""
+
+    def __init__(self, store_root=None, runtime_root="/run/minirun"):
+        self.store_root = os.path.abspath(store_root or default_store())
+        self.root = os.path.abspath(runtime_root)
+        self.base = os.path.join(self.store_root, "frontend")
+        self.containers_dir = os.path.join(self.base, "containers")
+        self.names_dir = os.path.join(self.base, "names")
+        self.volumes_dir = os.path.join(self.store_root, "volumes")
+
+    def ensure(self):
+        for d in (self.containers_dir, self.names_dir, self.volumes_dir):
+            os.makedirs(d, mode=0o700, exist_ok=True)
+        return self
+
+    def image_store(self):
+        from minirun.image.store import Store
+
+        return Store(self.store_root)
+
+    # --- ids and names ---------------------------------------------------
+    def record_dir(self, cid):
+        return os.path.join(self.containers_dir, cid)
+
+    def new_id(self):
+        while True:
+            cid = secrets.token_hex(32)
+            # Docker avoids all-digit short ids (they look like numbers).
+            if not cid[:12].isdigit() and not os.path.exists(self.record_dir(cid)):
+                return cid
+
+    def reserve_name(self, name, cid):
+        """Claim `name` for `cid`, or raise Conflict (exit 125 in `run`)."""
+        if not NAME_RE.match(name or ""):
+            raise MinirunError(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] "
+                               f"are allowed")
+        self.ensure()
+        try:
+            os.symlink(cid, os.path.join(self.names_dir, name))
+        except FileExistsError:
+            owner = self.name_owner(name) or "?"
+            if owner != "?" and not os.path.isdir(self.record_dir(owner)):
+                # A crash between reserve and record: the name is free again.
+                self.release_name(name, owner)
+                return self.reserve_name(name, cid)
+            raise Conflict(f'Conflict. The container name "/{name}" is already in use by container '
+                           f'"{owner}". You have to remove (or rename) that container to be able '
+                           f'to reuse that name.') from None
+
+    def name_owner(self, name):
+        try:
+            return os.readlink(os.path.join(self.names_dir, name))
+        except OSError:
+            return None
+
+    def release_name(self, name, cid):
+        if name and self.name_owner(name) == cid:
+            try:
+                os.unlink(os.path.join(self.names_dir, name))
+            except FileNotFoundError:
+                pass
+
+    def generate_name(self, cid):
+        """adjective_surname, as Docker does; retried until free."""
+        for attempt in range(100):
+            name = f"{secrets.choice(_LEFT)}_{secrets.choice(_RIGHT)}"
+            if attempt > 10:
+                name += str(secrets.randbelow(100))
+            try:
+                self.reserve_name(name, cid)
+                return name
+            except Conflict:
+                continue
+        raise MinirunError("could not generate a free container name")
+
+    # --- records ---------------------------------------------------------
+    def ids(self):
+        try:
+            return sorted(n for n in os.listdir(self.containers_dir) if ID_RE.match(n))
+        except FileNotFoundError:
+            return []
+
+    def load(self, cid):
+        rec = recordfile.read(self.record_dir(cid))
+        if rec is None:
+            raise NoSuchContainer(cid)
+        return rec
+
+    def records(self):
+        """Every record, newest first (as `ps` lists them)."""
+        out = []
+        for cid in self.ids():
+            rec = recordfile.read(self.record_dir(cid))
+            if rec is not None:
+                out.append(rec)
+        out.sort(key=lambda r: r.get("Created", ""), reverse=True)
+        return out
+
+    def resolve(self, ref):
+        """A full id for a container given by full id, name or unique id prefix."""
+        ref = (ref or "").lstrip("/")
+        if not ref:
+            raise NoSuchContainer(ref)
+        if ID_RE.match(ref) and os.path.isdir(self.record_dir(ref)):
+            return ref
+        owner = self.name_owner(ref) if NAME_RE.match(ref) else None
+        if owner and os.path.isdir(self.record_dir(owner)):
+            return owner
+        if re.match(r"^[0-9a-f]{1,63}$", ref):
+            hits = [cid for cid in self.ids() if cid.startswith(ref)]
+            if len(hits) > 1:
+                raise MinirunError(f"multiple containers match the id prefix {ref}: be more specific")
+            if hits:
+                return hits[0]
+        raise NoSuchContainer(ref)
+
+    def find(self, ref):
+        """(id, record) for a reference, or NoSuchContainer."""
+        cid = self.resolve(ref)
+        return cid, self.load(cid)
+
+    def exists(self, ref):
+        try:
+            self.resolve(ref)
+            return True
+        except MinirunError:
+            return False
+
+    def remove_record(self, cid, name=None):
+        """Remove the record directory (under its lock) and free the name."""
+        d = self.record_dir(cid)
+        try:
+            with recordfile.locked(d):
+                shutil.rmtree(d, ignore_errors=True)
+        except OSError as e:
+            if e.errno != errno.ENOENT:
+                raise
+        self.release_name(name, cid)
+
+
+# A short version of Docker's name generator lists.
+_LEFT = ("admiring", "agitated", "amazing", "angry", "awesome", "blissful", "bold", "brave",
+         "busy", "charming", "clever", "cool", "compassionate", "dazzling", "eager", "elegant",
+         "epic", "festive", "focused", "friendly", "gallant", "gifted", "happy", "hopeful",
+         "jolly", "keen", "kind", "loving", "modest", "nifty", "nostalgic", "optimistic",
+         "peaceful", "practical", "quirky", "relaxed", "serene", "sharp", "stoic", "tender",
+         "trusting", "upbeat", "vibrant", "wizardly", "youthful", "zealous")
+_RIGHT = ("albattani", "archimedes", "babbage", "bell", "bohr", "curie", "darwin", "dijkstra",
+          "einstein", "euclid", "euler", "fermat", "feynman", "galileo", "gauss", "goldberg",
+          "hamilton", "hopper", "hypatia", "johnson", "kepler", "knuth", "lamport", "liskov",
+          "lovelace", "mccarthy", "meitner", "newton", "noether", "pascal", "pike", "ritchie",
+          "shannon", "thompson", "torvalds", "turing", "wozniak", "yalow")
