@@ -75,3 +75,33 @@ def test_exec_missing_command_names_it(runtime, bundle, cid):
     _start_sleeper(runtime, bundle, cid)
     out = runtime("exec", cid, "/bin/nope", check=False)
     assert out.returncode != 0 and "/bin/nope" in out.stderr
+
+
+def test_exec_tty_with_console_socket(runtime, bundle, cid, tmp_path):
+    import socket
+
+    _start_sleeper(runtime, bundle, cid)
+    path = str(tmp_path / "exec-console.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(1)
+    try:
+        runtime("exec", "--detach", "--tty", "--console-socket", path, cid,
+                "sh", "-c", "tty; echo done")
+        conn, _ = listener.accept()
+        msg, fds, _, _ = socket.recv_fds(conn, 1024, 4)
+        assert len(fds) == 1 and msg.startswith(b"/dev/pts/")
+        data = b""
+        while b"done" not in data:
+            try:
+                chunk = os.read(fds[0], 1024)
+            except OSError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        os.close(fds[0])
+        conn.close()
+        assert b"/dev/pts/" in data and b"done" in data
+    finally:
+        listener.close()

@@ -116,3 +116,27 @@ def test_terminal_without_console_socket_is_an_error(runtime, bundle, cid):
     out = runtime("create", "--bundle", bundle.path, cid, check=False)
     assert out.returncode != 0 and "console-socket" in out.stderr
     assert runtime.ids() == []
+
+
+def test_exec_gets_only_stdio_and_same_hardening(runtime, bundle, cid, tmp_path):
+    bundle.process["args"] = ["sleep", "300"]
+    bundle.process["noNewPrivileges"] = True
+    bundle.save()
+    runtime("run", "-d", "--bundle", bundle.path, cid)
+    out = runtime("exec", cid, "sh", "-c",
+                  "echo $(ls /proc/self/fd); grep -E 'NoNewPrivs|CapBnd|CapEff' /proc/self/status;"
+                  " pwd", log=True)  # the --log file must not leak in either
+    lines = out.stdout.splitlines()
+    assert sorted(int(x) for x in lines[0].split()) == [0, 1, 2, 3], \
+        "stdio plus ls's own directory fd"
+    status = dict(line.split(":\t") for line in lines[1:4])
+    assert status["NoNewPrivs"] == "1"
+    assert status["CapBnd"] == status["CapEff"] == format((1 << 29) | (1 << 5) | (1 << 10), "016x")
+    assert lines[-1] == "/"
+
+
+def test_sys_fs_cgroup_is_read_only(runtime, bundle, cid):
+    out = run_in(runtime, bundle, cid,
+                 "mkdir /sys/fs/cgroup/memory/x 2>&1 || echo refused; "
+                 "echo 1 > /sys/fs/cgroup/pids/pids.max 2>/dev/null || echo refused")
+    assert out.stdout.count("refused") == 2
