@@ -9,17 +9,20 @@ import tty
 
 
 def copy_window_size(master):
-    if os.isatty(0):
-        size = fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8)
-        fcntl.ioctl(master, termios.TIOCSWINSZ, size)
+    """Give the container's terminal the size of ours (stdin's, or stdout's)."""
+    for fd in (0, 1):
+        if os.isatty(fd):
+            size = fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
+            fcntl.ioctl(master, termios.TIOCSWINSZ, size)
+            return
 
 
 def relay(master, pid):
     saved = None
+    copy_window_size(master)
     if os.isatty(0):
         saved = termios.tcgetattr(0)
         tty.setraw(0)
-        copy_window_size(master)
     sel = selectors.DefaultSelector()
     sel.register(master, selectors.EVENT_READ)
     stdin_open = True
