@@ -42,13 +42,14 @@ def run(root, container_id, bundle=".", detach=False, pid_file=None, console_soc
         _, fds, _, _ = socket.recv_fds(console_parent, 1024, 1)
         console_parent.close()
         master = fds[0]
+        from minirun.runtime import tty
+
+        tty.copy_window_size(master)  # before start: the program may ask at once
     for sig in FORWARDED:
         signal.signal(sig, lambda signum, _frame: _forward(pid, signum, master))
     try:
         start(root, container_id)
         if master is not None:
-            from minirun.runtime import tty
-
             tty.relay(master, pid)
         status = _wait(pid)
     finally:
