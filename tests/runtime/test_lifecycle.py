@@ -217,3 +217,17 @@ def test_concurrent_calls_are_serialised(runtime, bundle, cid):
     codes = [p.wait(timeout=30) for p in procs]
     assert sorted(codes) == [0, 1, 1, 1], "exactly one start may win"
     assert runtime.state(cid)["status"] == "running"
+
+
+def test_run_foreground_with_terminal_relays_the_pty(runtime, bundle, cid):
+    """process.terminal without --console-socket: `run` is the terminal's other end."""
+    import shlex
+
+    bundle.process["terminal"] = True
+    bundle.process["args"] = ["sh", "-c", "tty; stty size; echo done"]
+    bundle.save()
+    cmd = shlex.join(runtime.cmd("run", "--bundle", bundle.path, cid))
+    out = subprocess.run(["script", "-qec", f"stty rows 33 cols 91; {cmd}", "/dev/null"],
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    text = out.stdout.replace("\r", "")
+    assert "/dev/pts/0" in text and "33 91" in text and "done" in text
