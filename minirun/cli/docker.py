@@ -801,7 +801,8 @@ def container_prune(ctx, force, store_root):
 def worker_start(ctx, store_root, cid):
     from minirun.frontend import lifecycle
 
-    sys.exit(lifecycle.start_worker(_fe(ctx, store_root), cid))
+    code = lifecycle.start_worker(_fe(ctx, store_root), cid)
+    os._exit(code)  # nothing to tear down; interpreter shutdown would only delay the monitor
 
 
 @click.command("_exited", hidden=True)
@@ -812,7 +813,9 @@ def worker_start(ctx, store_root, cid):
 def worker_exited(ctx, store_root, cid, status):
     from minirun.frontend import lifecycle
 
-    sys.exit(lifecycle.exit_worker(_fe(ctx, store_root), cid, status))
+    code = lifecycle.exit_worker(_fe(ctx, store_root), cid, status)
+    sys.stdout.flush()
+    os._exit(code)
 
 
 # --- groups ------------------------------------------------------------------------------------
