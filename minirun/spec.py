@@ -60,10 +60,38 @@ def validate(config):
         dest = m.get("destination")
         if not isinstance(dest, str) or not dest:
             raise ConfigError("every mount needs a destination")
+    validate_sysctls(config)
     for hooks in (config.get("hooks") or {}).values():
         for hook in hooks or []:
             if not isinstance(hook, dict) or not hook.get("path"):
                 raise ConfigError("every hook needs a path")
+
+
+# sysctls a container may set: only those its own namespaces isolate, or the
+# write would change the host (runc has the same rule).
+_IPC_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+                "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"}
+_UTS_SYSCTLS = {"kernel.hostname", "kernel.domainname"}
+
+
+def validate_sysctls(config):
+    sysctls = (config.get("linux") or {}).get("sysctl") or {}
+    if not sysctls:
+        return
+    own = {t for t, path in namespaces(config).items() if not path}
+    joined = set(namespaces(config)) - own
+    for key in sysctls:
+        name = key.replace("/", ".")
+        if name in _IPC_SYSCTLS or name.startswith("fs.mqueue."):
+            needed = "ipc"
+        elif name in _UTS_SYSCTLS:
+            needed = "uts"
+        elif name.startswith("net."):
+            needed = "network"
+        else:
+            raise ConfigError(f"sysctl {key!r} is not namespaced: setting it would change the host")
+        if needed not in own and needed not in joined:
+            raise ConfigError(f"sysctl {key!r} needs the container's own {needed} namespace")
 
 
 RLIMIT_NAMES = (

@@ -96,3 +96,20 @@ def test_sysctl(runtime, bundle, cid):
     assert out.stdout.split() == ["1", "123456789"]
     with open("/proc/sys/kernel/shmmax") as f:
         assert f.read().strip() != "123456789"
+
+
+def test_non_namespaced_sysctl_is_refused(runtime, bundle, cid):
+    bundle.linux["sysctl"] = {"kernel.panic": "7"}
+    out = run_in(runtime, bundle, cid, "true", check=False)
+    assert out.returncode != 0 and "not namespaced" in out.stderr
+    with open("/proc/sys/kernel/panic") as f:
+        assert f.read().strip() != "7"
+    assert runtime.ids() == []
+
+
+def test_net_sysctl_needs_a_network_namespace(runtime, bundle, cid):
+    bundle.linux["namespaces"] = [ns for ns in bundle.linux["namespaces"]
+                                  if ns["type"] != "network"]
+    bundle.linux["sysctl"] = {"net.ipv4.ip_forward": "1"}
+    out = run_in(runtime, bundle, cid, "true", check=False)
+    assert out.returncode != 0 and "network namespace" in out.stderr
