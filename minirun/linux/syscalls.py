@@ -92,9 +92,17 @@ def _flag_names(flags, table):
     return "|".join(names) or "0"
 
 
+# The kernel's names for the flags (CLONE_NEWNS is the mount namespace: it was
+# the first, before anyone expected others).
+CLONE_FLAG_NAMES = {
+    "CLONE_NEWNS": CLONE_NEWNS, "CLONE_NEWCGROUP": CLONE_NEWCGROUP, "CLONE_NEWUTS": CLONE_NEWUTS,
+    "CLONE_NEWIPC": CLONE_NEWIPC, "CLONE_NEWUSER": CLONE_NEWUSER, "CLONE_NEWPID": CLONE_NEWPID,
+    "CLONE_NEWNET": CLONE_NEWNET, "CLONE_NEWTIME": CLONE_NEWTIME,
+}
+
+
 def unshare(flags):
-    step("unshare", _flag_names(flags, {f"CLONE_NEW{PROC_NS_NAMES[k].upper()}": v
-                                        for k, v in NAMESPACE_FLAGS.items()}),
+    step("unshare", _flag_names(flags, CLONE_FLAG_NAMES),
          "give this process new namespaces", "unshare(2)")
     _check(lib.mr_unshare(flags), "unshare")
 
