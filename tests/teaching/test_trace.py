@@ -20,7 +20,7 @@ from minirun_testlib import MINIRUN, REPO, Runtime
 
 # [minirun PID] CALL DETAIL  # WHY [MAN(N)]  -- every line, whole.
 LINE = re.compile(r"^\[minirun (\d+)\] (\S+(?: RTM_\w+)?)(?: (.*?))?(?:  # (.*?))?(?: \[([^\]]+)\])?$")
-DEMO_NAMESPACES = ("CLONE_NEWMNT", "CLONE_NEWCGROUP", "CLONE_NEWUTS", "CLONE_NEWIPC",
+DEMO_NAMESPACES = ("CLONE_NEWNS", "CLONE_NEWCGROUP", "CLONE_NEWUTS", "CLONE_NEWIPC",
                    "CLONE_NEWPID", "CLONE_NEWNET")
 
 
@@ -171,7 +171,7 @@ def test_user_namespace_limits_and_seccomp_in_order(rt, demo, tmp_path):
         ("write", r"uid_map '0 200000 65536'"),
         ("write", r"gid_map '0 200000 65536'"),
         ("setresgid/setresuid", r"0 0 0"),
-        ("unshare", r"CLONE_NEWMNT"),
+        ("unshare", r"CLONE_NEWNS"),
         ("fork", r"stage 2"),
         ("mount", r"/dev/null -> /dev/null .*MS_BIND"),  # no mknod in a user namespace
         ("pivot_root", r""),
