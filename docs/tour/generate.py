@@ -48,6 +48,8 @@ CONTAINER_NAME = re.compile(r"\btour-[a-z0-9][a-z0-9-]*")
 # What differs between two runs of the same commands on the same kind of
 # machine.  Applied (only) when comparing, to both sides.
 VOLATILE = [
+    (re.compile(r"\[minirun \d+\]|/proc/\d+/|cgroup\.procs <- '\d+'"),
+     lambda m: re.sub(r"\d+", "N", m.group())),                           # pids, any size
     (re.compile(r"\b(sha256:)?[0-9a-f]{12,64}\b"), "HEX"),                  # ids, digests
     (re.compile(r"\b\w+:\[\d+\]"), "NS:[INODE]"),                           # namespaces
     (re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)?"), "TIME"),
@@ -63,7 +65,7 @@ def normalise(text):
     text = text.replace(REPO, "REPO")  # where the checkout is (/vagrant in the box)
     for pattern, repl in VOLATILE:
         text = pattern.sub(repl, text)
-    return text
+    return text.strip()
 
 
 # ---------------------------------------------------------------- parsing
