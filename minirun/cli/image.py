@@ -98,7 +98,8 @@ def _list_images(store_root, quiet, digests, fmt):
 _list_options = [
     click.option("-q", "--quiet", is_flag=True, help="Only image ids."),
     click.option("--digests", is_flag=True, help="Show manifest digests."),
-    click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table"),
+    click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+                 help="table for people, json for scripts."),
     store_option,
 ]
 
@@ -191,7 +192,8 @@ def inspect(fmt, store_root, names):
 @click.option("-i", "--input", "input_", metavar="FILE", required=True,
               help="OCI archive, OCI layout directory or docker-save archive.")
 @click.option("--name", metavar="NAME[:TAG]", help="Name for images the archive does not name.")
-@click.option("--platform", metavar="OS/ARCH[/VARIANT]")
+@click.option("--platform", metavar="OS/ARCH[/VARIANT]",
+              help="Which image of a multi-platform index (default: this host's, e.g. linux/amd64).")
 @store_option
 def load(input_, name, platform, store_root):
     """Load images from an archive into the store."""
@@ -214,10 +216,10 @@ def save(output, store_root, names):
 
 
 @click.command()
-@click.option("-u", "--username")
-@click.option("-p", "--password")
+@click.option("-u", "--username", help="Registry user name (asked for if not given).")
+@click.option("-p", "--password", help="Password or token (visible to `ps`: prefer --password-stdin).")
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
-@click.option("--insecure", is_flag=True)
+@click.option("--insecure", is_flag=True, help="Allow plain http and unverified TLS.")
 @click.argument("server", default="docker.io")
 def login(username, password, password_stdin, insecure, server):
     """Log in to a registry (credentials are checked, then saved)."""
@@ -265,7 +267,8 @@ def _image_from(spec, store_root, platform=None, pull_missing=False):
 @click.command()
 @click.option("--image", "image_spec", required=True, metavar="LAYOUT[:TAG]|NAME",
               help="An OCI layout directory and tag, or an image in the store.")
-@click.option("--platform", metavar="OS/ARCH[/VARIANT]")
+@click.option("--platform", metavar="OS/ARCH[/VARIANT]",
+              help="Which image of a multi-platform index (default: this host's, e.g. linux/amd64).")
 @click.option("--no-config", is_flag=True, help="Only the rootfs, no config.json.")
 @store_option
 @click.argument("dest")
@@ -301,7 +304,8 @@ def unpack(image_spec, platform, no_config, store_root, dest):
 
 
 @click.command()
-@click.option("--platform", metavar="OS/ARCH[/VARIANT]")
+@click.option("--platform", metavar="OS/ARCH[/VARIANT]",
+              help="Which image of a multi-platform index (default: this host's, e.g. linux/amd64).")
 @click.option("-u", "--user", help="User (name|uid[:group|gid]) instead of the image's.")
 @click.option("-e", "--env", multiple=True, help="Extra KEY=VALUE environment.")
 @click.option("-w", "--workdir", help="Working directory instead of the image's.")
