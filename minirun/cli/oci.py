@@ -151,7 +151,8 @@ def run(ctx, container_id, bundle, pid_file, console_socket, no_pivot, no_new_ke
 
 
 @click.command("list")
-@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table",
+              help="table for people, json (the OCI states) for scripts.")
 @click.option("--quiet", "-q", is_flag=True, help="Only print container ids.")
 @click.pass_context
 def list_containers(ctx, fmt, quiet):
@@ -172,7 +173,8 @@ def list_containers(ctx, fmt, quiet):
 
 
 @click.command()
-@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table",
+              help="table: uid, pid, ppid, command; json: the host pids (what engines read).")
 @click.argument("container_id")
 @click.pass_context
 def ps(ctx, container_id, fmt):
