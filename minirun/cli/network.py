@@ -29,7 +29,8 @@ def create(ctx, subnet, gateway, driver, name):
 
 @network.command("ls")
 @click.option("-q", "--quiet", is_flag=True, help="Only print network names.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="table for people, json for scripts.")
 @click.pass_context
 def ls(ctx, quiet, fmt):
     """List networks."""
