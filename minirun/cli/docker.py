@@ -124,7 +124,8 @@ def _run_options(f):
                      help="Run an init (tini/catatonit) as pid 1 that reaps and forwards signals."),
         click.option("-i", "--interactive", is_flag=True, help="Keep stdin open."),
         click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-terminal."),
-        click.option("-l", "--label", "labels", multiple=True, metavar="KEY=VALUE"),
+        click.option("-l", "--label", "labels", multiple=True, metavar="KEY=VALUE",
+                     help="Set metadata (see `ps --filter label=KEY`)."),
         click.option("--log-opt", "log_opts", multiple=True,
                      help="max-size=SIZE, max-file=N (json-file log rotation)."),
         click.option("--stop-signal", help="Signal that stops the container (default TERM)."),
@@ -341,8 +342,9 @@ def ps(ctx, all_, quiet, no_trunc, last, latest, filters, fmt, store_root):
 @click.option("-d", "--detach", is_flag=True, help="Run the command in the background.")
 @click.option("-i", "--interactive", is_flag=True, help="Keep stdin open.")
 @click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-terminal.")
-@click.option("-e", "--env", multiple=True, metavar="KEY=VALUE")
-@click.option("--env-file", multiple=True, metavar="FILE")
+@click.option("-e", "--env", multiple=True, metavar="KEY=VALUE",
+              help="Set an environment variable for the command.")
+@click.option("--env-file", multiple=True, metavar="FILE", help="Read environment variables from a file.")
 @click.option("-u", "--user", help="Username or UID[:GID].")
 @click.option("-w", "--workdir", help="Working directory inside the container.")
 @click.option("--privileged", is_flag=True, help="All capabilities for the command.")
@@ -414,7 +416,8 @@ def stop(ctx, timeout, sig, store_root, containers):
 
 
 @_command()
-@click.option("-s", "--signal", "sig", default="KILL", show_default=True)
+@click.option("-s", "--signal", "sig", default="KILL", show_default=True,
+              help="Signal to send (name or number).")
 @store_option
 @click.argument("containers", nargs=-1, required=True)
 @click.pass_context
@@ -611,7 +614,8 @@ def logs(ctx, follow, tail, timestamps, since, store_root, container):
 # --- inspect ------------------------------------------------------------------------------
 @_command()
 @click.option("-f", "--format", "fmt", help="A template like '{{.State.Status}}'.")
-@click.option("--type", "kind", type=click.Choice(["container", "image", "volume"]))
+@click.option("--type", "kind", type=click.Choice(["container", "image", "volume"]),
+              help="What NAMES are (default: a container, else an image, else a volume).")
 @store_option
 @click.argument("names", nargs=-1, required=True)
 @click.pass_context
@@ -838,7 +842,8 @@ def volume():
 
 
 @volume.command("create")
-@click.option("-l", "--label", "labels", multiple=True, metavar="KEY=VALUE")
+@click.option("-l", "--label", "labels", multiple=True, metavar="KEY=VALUE",
+              help="Set metadata on the volume.")
 @store_option
 @click.argument("name", required=False)
 @click.pass_context
