@@ -40,11 +40,19 @@ class LazyGroup(click.Group):
                       message=f"minirun version %(version)s\nspec: {OCI_VERSION}")
 @click.pass_context
 def cli(ctx, root, log_file, log_format, debug, trace, systemd_cgroup, rootless):
-    """minirun: an OCI container runtime in Python.
+    """minirun: an OCI container runtime in Python, built to be read.
+
+    runc's verbs (create, start, state, kill, delete, ...) run OCI bundles;
+    the Docker-like commands (run IMAGE, ps, logs, images, network, volume,
+    ...) add images, networks and volumes on top.  `--trace` narrates every
+    kernel step; docs/tour/README.md is a guided tour of how containers work.
 
     \b
-    Example:
-      minirun spec && minirun run --bundle . demo
+    Examples:
+      minirun run --bundle images/out/busybox demo          # runc's run: a bundle
+      minirun --trace run --bundle images/out/busybox demo  # ... and every kernel step
+      minirun run --rm busybox echo hello                   # Docker-like: an image
+      minirun spec && minirun run --bundle . demo           # a bundle of your own
     """
     from minirun import log
 
