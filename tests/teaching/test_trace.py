@@ -278,3 +278,80 @@ def test_network_attach_traces_netlink_requests(rt, demo, tmp_path):
         ("nft", r"-j -f -"),
         ("netlink RTM_DELLINK", r""),
     ])
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_docker_like_run_of_the_demo_image(demo, tmp_path):
+    """`minirun --trace run --rm -p PORT:80 busybox ...`: the image's overlay
+    rootfs, the namespaces and mounts, then the bridge, veth and NAT the front
+    end adds between create and start, then the program."""
+    store, root = tmp_path / "store", tmp_path / "root"
+    env = {k: v for k, v in os.environ.items() if k != "MINIRUN_TRACE"}
+    env["MINIRUN_STORE"] = str(store)
+    layout = os.path.join(os.path.dirname(demo), "oci", "busybox")
+
+    def minirun(*args):
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            proc = subprocess.run([MINIRUN, "--root", str(root), *args], env=env, stdout=out,
+                                  stderr=err, stdin=subprocess.DEVNULL, timeout=120)
+            out.seek(0)
+            err.seek(0)
+            proc.stdout, proc.stderr = out.read().decode(), err.read().decode()
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc
+
+    try:
+        minirun("load", "-i", layout, "--name", "busybox:latest")
+        result = minirun("--trace", "run", "--rm", "-p", f"{free_port()}:80", "busybox",
+                         "echo", "hello")
+        assert result.stdout == "hello\n"
+        steps = parse(result.stderr)
+        overlay, unshare, veth = in_order(steps, [
+            ("mount", r"overlay -> \S+/rootfs type=overlay"),
+            ("unshare", r"CLONE_NEWNET"),
+            ("netlink RTM_NEWLINK", r"veth \S+ peer eth0"),
+        ])
+        in_order([s for s in steps if s["pid"] == 1], [
+            ("mount", r"none -> / .*MS_SLAVE"),
+            ("mount", r"/rootfs -> \S+/rootfs .*MS_BIND"),
+            ("mount", r"proc -> /proc"),
+            ("mount", r"-> /etc/hosts .*MS_BIND"),   # the network's files
+            ("pivot_root", r""),
+            ("umount2", r"MNT_DETACH"),
+            ("sethostname", r"[0-9a-f]{12}"),        # the short container id
+            ("prctl", r"PR_CAPBSET_DROP"),
+            ("capset", r""),
+            ("fexecve", r"minirun-exec"),
+            ("execve", r"/bin/echo \['echo', 'hello'\]"),
+        ])
+        net = in_order([s for s in steps if s["call"].startswith(("netlink", "nft"))], [
+            ("netlink RTM_NEWLINK", r"bridge \S+"),
+            ("netlink RTM_NEWADDR", r"/16 dev \S+"),
+            ("netlink RTM_NEWLINK", r"veth \S+ peer eth0"),
+            ("netlink RTM_NEWLINK", r"master"),
+            ("netlink RTM_NEWLINK", r"hairpin on"),
+            ("netlink RTM_NEWADDR", r"dev eth0 \(container\)"),
+            ("netlink RTM_NEWROUTE", r"default via"),
+            ("nft", r"commands"),
+        ])
+        assert net[2] is veth and overlay["pid"] != 1 and unshare["pid"] != 1
+    finally:
+        try:
+            with open(root / ".frontend" / "monitor.pid") as f:
+                os.kill(int(f.read().split()[0]), 15)
+        except (OSError, ValueError):
+            pass
+        from minirun import network
+
+        network.purge(str(root))
+        subprocess.run([MINIRUN, "image", "prune", "--store", str(store)], env=env,
+                       capture_output=True)
+    with open("/proc/self/mountinfo") as f:
+        assert not [line for line in f if str(tmp_path) in line.split()[4]]
