@@ -130,6 +130,7 @@ def _run_options(f):
                      help="max-size=SIZE, max-file=N (json-file log rotation)."),
         click.option("--stop-signal", help="Signal that stops the container (default TERM)."),
         click.option("--stop-timeout", type=int, help="Seconds to wait before SIGKILL on stop."),
+        click.option("--cidfile", metavar="FILE", help="Write the container id to FILE."),
         store_option,
         click.argument("image"),
         click.argument("command", nargs=-1, type=click.UNPROCESSED),
@@ -140,6 +141,20 @@ def _run_options(f):
 
 
 def _create(fe, kw):
+    from minirun.frontend import lifecycle
+
+    cidfile = kw.get("cidfile")
+    if cidfile and os.path.exists(cidfile):
+        raise lifecycle.RunError(f"container ID file found, make sure the other container isn't "
+                                 f"running or delete {cidfile}")
+    rec = _create_record(fe, kw)
+    if cidfile:
+        with open(cidfile, "w") as f:
+            f.write(rec["Id"])
+    return rec
+
+
+def _create_record(fe, kw):
     from minirun.frontend import lifecycle
 
     return lifecycle.create(
@@ -358,7 +373,6 @@ def exec_(ctx, detach, interactive, tty, env, env_file, user, workdir, privilege
 
     Exit status: the command's; 126 if it cannot be invoked, 127 if not found.
     """
-    from minirun.errors import ExecError
     from minirun.frontend import bundle, lifecycle, options
     from minirun.image.bundle import resolve_user
     from minirun.runtime import exec as exec_mod
@@ -385,8 +399,10 @@ def exec_(ctx, detach, interactive, tty, env, env_file, user, workdir, privilege
         raise MinirunError("the input device is not a TTY")
     try:
         status = exec_mod.execute(fe.root, cid, process, detach=detach)
-    except ExecError as e:
-        e.exit_code = lifecycle.exec_error_code(e)
+    except MinirunError as e:
+        code = lifecycle.exec_error_code(e)
+        if code != 125:
+            e.exit_code = code  # 126/127, as docker exec
         raise
     sys.stdout.flush()
     sys.exit(status)

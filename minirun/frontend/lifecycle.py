@@ -42,7 +42,9 @@ class NotRunning(MinirunError):
 def exec_error_code(exc):
     """Docker's 126 (cannot invoke) / 127 (not found) for a command that failed to start."""
     text = str(exc)
-    if isinstance(exc, ExecError) and not text.startswith(("chdir", "current working")):
+    # `exec` reports the same errors as create, without the ExecError class.
+    if (isinstance(exc, ExecError) or text.startswith("exec: ")) and not text.startswith(
+            ("chdir", "current working")):
         if "not found" in text or "no such file" in text:
             return 127
         return 126

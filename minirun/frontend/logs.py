@@ -25,6 +25,18 @@ def _files(path):
     return list(reversed(rotated)) + [path]
 
 
+def _newer(path, ino):
+    """Rotated files written after the file with inode `ino`, oldest first."""
+    rotated = _files(path)[:-1]
+    for i, name in enumerate(rotated):
+        try:
+            if os.stat(name).st_ino == ino:
+                return rotated[i + 1:]
+        except FileNotFoundError:
+            continue
+    return []
+
+
 def _entries(f):
     for line in f:
         if not line.endswith(b"\n"):
@@ -119,14 +131,22 @@ def follow(path, printer, still_running, tail=None):
         except FileNotFoundError:
             now_ino = None
         if now_ino is not None and now_ino != ino:
-            # Rotated: the old file is complete; read the rest and switch.
+            # Rotated: the old file is complete; read its rest, then the files
+            # rotated after it (if it rotated more than once since we looked).
             if f is not None:
                 for e in _entries(f):
                     printer(e)
                 f.close()
+            for name in _newer(path, ino):
+                try:
+                    with open(name, "rb") as g:
+                        for e in _entries(g):
+                            printer(e)
+                except FileNotFoundError:
+                    pass
             try:
                 f = open(path, "rb")
-                ino = now_ino
+                ino = os.fstat(f.fileno()).st_ino
             except FileNotFoundError:
                 f, ino = None, None
             continue

@@ -90,7 +90,12 @@ class LogWriter:
         buf = self.partial[stream] + data
         lines = buf.split(b"\n")
         self.partial[stream] = lines.pop()
-        out = [line + b"\n" for line in lines]
+        out = []
+        for line in lines:
+            while len(line) >= PARTIAL_LINE:
+                out.append(line[:PARTIAL_LINE])
+                line = line[PARTIAL_LINE:]
+            out.append(line + b"\n")
         while len(self.partial[stream]) >= PARTIAL_LINE:
             out.append(self.partial[stream][:PARTIAL_LINE])
             self.partial[stream] = self.partial[stream][PARTIAL_LINE:]
@@ -105,16 +110,25 @@ class LogWriter:
 
     def _emit(self, stream, chunks):
         now = recordfile.timestamp()
-        blob = b"".join(json.dumps({"log": c.decode("utf-8", "replace"), "stream": stream,
-                                    "time": now}).encode() + b"\n" for c in chunks)
+        batch = bytearray()
+        for chunk in chunks:
+            line = json.dumps({"log": chunk.decode("utf-8", "replace"), "stream": stream,
+                               "time": now}).encode() + b"\n"
+            if batch and self.size + len(batch) + len(line) > self.max_size:
+                self._write(batch)
+                batch.clear()
+            if self.size and self.size + len(line) > self.max_size:
+                self._rotate()
+            batch += line
+        self._write(batch)
+
+    def _write(self, data):
         try:
-            self.f.write(blob)
+            self.f.write(data)
         except OSError as e:
             log(f"writing {self.path}: {e}")
             return
-        self.size += len(blob)
-        if self.size >= self.max_size:
-            self._rotate()
+        self.size += len(data)
 
     def _rotate(self):
         self.f.close()
