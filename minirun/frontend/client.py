@@ -122,6 +122,13 @@ def _read_line(sock, timeout=None):
     return json.loads(buf)
 
 
+def tracing():
+    """`minirun --trace`: the monitor's start worker should narrate too."""
+    from minirun.linux import trace
+
+    return trace.enabled()
+
+
 def request(root, msg, spawn=True, timeout=None):
     """One request, one JSON reply; None when no monitor runs and spawn is False.
     socket.timeout (TimeoutError) if the reply takes longer than `timeout`."""
@@ -173,7 +180,7 @@ def start_attached(root, cid, directory, tty=False, stdin=False, sig_proxy=True)
     sock = connect(root)
     size = _winsize() if tty else None
     _send_line(sock, {"op": "start", "id": cid, "dir": directory, "attach": True,
-                      "stdin": stdin, "size": size})
+                      "stdin": stdin, "size": size, "trace": tracing()})
     sock.setblocking(False)
     out = bytearray()
     state = {"exit": None, "error": None}

@@ -370,7 +370,8 @@ def start(fe, cid, attach=False, interactive=False, sig_proxy=True):
     if attach:
         return client.start_attached(fe.root, cid, directory, tty=rec["Config"]["Tty"],
                                      stdin=interactive, sig_proxy=sig_proxy)
-    reply = client.request(fe.root, {"op": "start", "id": cid, "dir": directory})
+    reply = client.request(fe.root, {"op": "start", "id": cid, "dir": directory,
+                                     "trace": client.tracing()})
     if "error" in reply:
         raise client.StartFailed(reply["error"], reply.get("code", 125))
     return 0

@@ -196,6 +196,7 @@ class Container:
         self.pid = None
         self.status = None         # raw wait status of the init
         self.worker = None         # pid of the start or exit worker
+        self.trace = False         # the CLI that started it asked for --trace
         self.report = None         # socket the start worker reports on
         self.reported = False
         self.outputs = {}          # fd -> stream name (pipes, or the pty master as stdout)
@@ -355,8 +356,10 @@ class Monitor:
                 if len(self.early) > 1024:
                     self.early.pop(next(iter(self.early)))
 
-    def spawn(self, args, fds, store, on_exit):
-        """posix_spawn a `minirun` worker with fds {child_fd: our_fd} (None: /dev/null)."""
+    def spawn(self, args, fds, store, on_exit, trace=False):
+        """posix_spawn a `minirun` worker with fds {child_fd: our_fd} (None: /dev/null).
+        trace: the worker narrates its kernel steps on its stderr (the
+        container's), for a CLI that ran `minirun --trace start/run`."""
         devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         actions = []
         for target in (0, 1, 2, 3):
@@ -364,6 +367,9 @@ class Monitor:
                 src = fds.get(target)
                 actions.append((os.POSIX_SPAWN_DUP2, devnull if src is None else src, target))
         env = dict(os.environ, MINIRUN_STORE=store)
+        env.pop("MINIRUN_TRACE", None)  # a monitor started by a traced CLI must not trace all
+        if trace:
+            env["MINIRUN_TRACE"] = "1"
         try:
             pid = os.posix_spawn(self.argv[0], self.argv + args, env, file_actions=actions,
                                  setsid=True)
@@ -495,6 +501,7 @@ class Monitor:
             self.containers[cid] = c
         elif c.restart_timer:
             c.restart_timer.cancel()
+        c.trace = bool(req.get("trace"))
         if req.get("attach"):
             client.container = c
             client.wants_stdin = bool(req.get("stdin"))
@@ -534,7 +541,8 @@ class Monitor:
         fds[3] = theirs.fileno()
         try:
             c.worker = self.spawn(["container", "_start", c.id], fds, c.store,
-                                  lambda status: self._start_worker_done(c, status))
+                                  lambda status: self._start_worker_done(c, status),
+                                  trace=c.trace)
         except OSError as e:
             log(f"spawning the start worker: {e}")
             for fd in ours:
