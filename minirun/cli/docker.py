@@ -391,9 +391,11 @@ def exec_(ctx, detach, interactive, tty, env, env_file, user, workdir, privilege
     if privileged:
         process["capabilities"] = bundle.capabilities(privileged=True)
         process["capabilities"]["ambient"] = []
-    if not interactive:
-        null = os.open("/dev/null", os.O_RDONLY)
-        os.dup2(null, 0)
+    if not interactive or detach:
+        null = os.open("/dev/null", os.O_RDWR)
+        # -d: the process outlives us, with no terminal to write to (like docker exec -d)
+        for fd in ((0, 1, 2) if detach else (0,)):
+            os.dup2(null, fd)
         os.close(null)
     if tty and interactive and not os.isatty(0):
         raise MinirunError("the input device is not a TTY")
@@ -813,31 +815,6 @@ def container_prune(ctx, force, store_root):
     click.echo(f"Total reclaimed space: {views.human_size(space)}")
 
 
-# --- hidden workers (run by the monitor) -----------------------------------------------------
-@click.command("_start", hidden=True)
-@store_option
-@click.argument("cid")
-@click.pass_context
-def worker_start(ctx, store_root, cid):
-    from minirun.frontend import lifecycle
-
-    code = lifecycle.start_worker(_fe(ctx, store_root), cid)
-    os._exit(code)  # nothing to tear down; interpreter shutdown would only delay the monitor
-
-
-@click.command("_exited", hidden=True)
-@store_option
-@click.argument("cid")
-@click.argument("status", type=int)
-@click.pass_context
-def worker_exited(ctx, store_root, cid, status):
-    from minirun.frontend import lifecycle
-
-    code = lifecycle.exit_worker(_fe(ctx, store_root), cid, status)
-    sys.stdout.flush()
-    os._exit(code)
-
-
 # --- groups ------------------------------------------------------------------------------------
 @click.group(cls=DockerGroup)
 def container():
@@ -846,7 +823,7 @@ def container():
 
 
 for _cmd in (create, start, run, ps, exec_, stop, kill, restart, rm, inspect, logs, stats, top,
-             wait, container_prune, pause, unpause, port, rename, worker_start, worker_exited):
+             wait, container_prune, pause, unpause, port, rename):
     container.add_command(_cmd)
 container.add_command(ps, "ls")
 container.add_command(ps, "list")

@@ -29,8 +29,8 @@ def _paths(root):
 
 
 def worker_argv(root):
-    """How the monitor runs `minirun` (this interpreter, this package)."""
-    return [sys.executable, "-m", "minirun", "--root", root]
+    """How the monitor runs its workers (this interpreter, this package, no click)."""
+    return [sys.executable, "-m", "minirun.frontend.worker", root]
 
 
 def connect(root, spawn=True):

@@ -378,7 +378,7 @@ def start(fe, cid, attach=False, interactive=False, sig_proxy=True):
 
 
 def start_worker(fe, cid, report_fd=3):
-    """Run by the monitor (`minirun container _start ID`): make the runtime
+    """Run by the monitor (worker.py start ID): make the runtime
     container, attach the network, start it.  Reports {"pid"} (+ the pty
     master) or {"error", "code"} on report_fd; stdout/stderr are the
     container's log pipes, so nothing is printed here."""
@@ -435,7 +435,10 @@ def _start_runtime(fe, cid):
             _, fds, _, _ = socket.recv_fds(console_parent, 1024, 1)
             master = fds[0]
             console_parent.close()
-        info = net.attach(cid, pid, network=mode, publish=rec["HostConfig"]["PortBindings"],
+        # --network none: the runtime's init already brought lo up in the new
+        # netns; without a netns to look at, attach only records the mode.
+        info = net.attach(cid, None if mode == "none" else pid, network=mode,
+                          publish=rec["HostConfig"]["PortBindings"],
                           hostname=hostname if mode != "host" else None,
                           aliases=[rec["Name"].lstrip("/")] if mode not in (
                               "host", "none") and not mode.startswith("container:") else (),
@@ -593,7 +596,7 @@ def restart_delay(rec, code, ran_for):
 
 
 def exit_worker(fe, cid, status):
-    """Run by the monitor (`minirun container _exited ID STATUS`) after the init
+    """Run by the monitor (worker.py exited ID STATUS) after the init
     exited and its output was drained.  Prints {"exit_code", "restart_in"}."""
     from minirun import network as net
 

@@ -9,7 +9,7 @@ its cost stays flat as containers are added (see docs/frontend.md for the
 figures).  All real work happens in short-lived `minirun` worker processes
 it starts; the monitor is only plumbing:
 
-    CLI ──unix socket──> monitor ──posix_spawn──> `minirun container _start ID`
+    CLI ──unix socket──> monitor ──posix_spawn──> worker.py start ID
                            │ child subreaper        └─ runtime create (C1 forks C2,
                            │                           C1 exits: C2, the container's
                            │                           init, is re-parented to us)
@@ -17,10 +17,10 @@ it starts; the monitor is only plumbing:
                            ├─ reads the container's stdout/stderr pipes (or pty master)
                            │    -> <record>/container-log.json (JSON lines, rotated)
                            │    -> attached clients (`run` without -d, `start -a`)
-                           ├─ waitpid: the exit status -> `minirun container _exited ID STATUS`
+                           ├─ waitpid: the exit status -> worker.py exited ID STATUS
                            │    (cgroup, network, OOM, --rm, restart decision)
                            ├─ restart timers (back-off decided by the exit worker)
-                           └─ health checks: `minirun exec ID CMD` every interval
+                           └─ health checks: worker.py health ID CMD (an exec) every interval
 
 It exits by itself when it holds no container and no client (idle), under
 the same lock the CLI takes to find or spawn it, so a CLI never talks to a
@@ -219,12 +219,13 @@ class Container:
         self.exit_out = bytearray()
         self.exit_pipe = None
         self.paused = False
+        self.signals = []          # forwarded before the pid was known
 
 
 class Monitor:
     def __init__(self, root, argv):
         self.root = root
-        self.argv = argv           # [python, -m, minirun, --root, ROOT]
+        self.argv = argv           # [python, -m, minirun.frontend.worker, ROOT]
         self.dir = state_dir(root)
         self.sel = selectors.DefaultSelector()
         self.containers = {}
@@ -474,11 +475,11 @@ class Monitor:
             rows, cols = (int(x) for x in payload.split())
             c.size = (rows, cols)
             self._apply_size(c)
-        elif kind == SIGNAL and c.pid and c.state == "running":
-            try:
-                os.kill(c.pid, int(payload))
-            except (ProcessLookupError, ValueError):
-                pass
+        elif kind == SIGNAL:
+            if c.state == "starting":
+                c.signals.append(int(payload))  # the worker has not reported the pid yet
+            elif c.pid and c.state == "running":
+                _signal(c.pid, int(payload))
 
     # --- starting ------------------------------------------------------------------
     def start(self, client, req):
@@ -540,7 +541,7 @@ class Monitor:
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         fds[3] = theirs.fileno()
         try:
-            c.worker = self.spawn(["container", "_start", c.id], fds, c.store,
+            c.worker = self.spawn(["start", c.id], fds, c.store,
                                   lambda status: self._start_worker_done(c, status),
                                   trace=c.trace)
         except OSError as e:
@@ -589,6 +590,9 @@ class Monitor:
             self._apply_size(c)
             self.sel.register(c.master, selectors.EVENT_READ, OutputHandler(self, c, c.master))
         self.children[c.pid] = lambda status: self._init_exited(c, status)
+        for sig in c.signals:
+            _signal(c.pid, sig)
+        c.signals = []
         if c.pid in self.early:
             self._init_exited_later(c, self.early.pop(c.pid))
         started = json.dumps({"pid": c.pid})
@@ -733,7 +737,7 @@ class Monitor:
         r, w = os.pipe()
         c.exit_out = bytearray()
         try:
-            c.worker = self.spawn(["container", "_exited", c.id, str(c.status)], {1: w, 2: 2},
+            c.worker = self.spawn(["exited", c.id, str(c.status)], {1: w, 2: 2},
                                   c.store, lambda st: self._exit_worker_done(c, st))
         except OSError as e:
             os.close(r)
@@ -853,7 +857,7 @@ class Monitor:
         r, w = os.pipe()
         probe = Probe()
         try:
-            probe.pid = self.spawn(["exec", c.id, *cmd], {1: w, 2: w}, c.store,
+            probe.pid = self.spawn(["health", c.id, *cmd], {1: w, 2: w}, c.store,
                                    lambda st: self._health_done(c, probe, st))
         finally:
             os.close(w)
@@ -885,7 +889,7 @@ class Monitor:
     def _health_timeout(self, probe):
         probe.timed_out = True
         try:
-            os.kill(probe.pid, signal.SIGTERM)   # `minirun exec` forwards it to the check
+            os.kill(probe.pid, signal.SIGTERM)   # the exec forwards it to the check
         except ProcessLookupError:
             return
         probe.timer = self.call_later(1.0, lambda: _kill(probe.pid))
@@ -942,6 +946,13 @@ def _readable(fd):
     import select
 
     return bool(select.select([fd], [], [], 0)[0])
+
+
+def _signal(pid, sig):
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, ValueError, OverflowError):
+        pass
 
 
 def _kill(pid):

@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""The Docker-like front end: `run --rm IMAGE true` next to podman, and the
+monitor's memory next to conmon's.
+
+    sudo /opt/minirun/venv/bin/python bench/frontend_run.py [-n 15] [--containers 1,10,50]
+
+Rows:
+  run --rm busybox true          podman with runc (crun refuses hybrid cgroup hosts); wall time of the whole command, median of n (and min),
+                                 with the default bridge network and with --network none
+  monitor / conmon memory        RSS and PSS of what holds detached containers: minirun's
+                                 one monitor per --root (all containers), podman's conmon
+                                 (one per container), for 1, 10, 50 `sleep` containers
+
+Both tools run inside a private mount and network namespace (unshare) with tmpfs
+over /run and /var/lib, a private store, --root, containers.conf and
+storage.conf: nothing of the machine's own state is touched, and all bridges,
+veths, iptables/nftables rules vanish with the namespace.  The image is the
+demo busybox (images/out/oci/busybox, built offline if missing).
+"""
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LAYOUT = os.path.join(REPO, "images", "out", "oci", "busybox")
+MINIRUN = shutil.which("minirun", path=os.path.dirname(sys.executable)) or shutil.which("minirun")
+
+
+def sh(argv, env=None, check=True, **kw):
+    res = subprocess.run(argv, env=env, capture_output=True, text=True, **kw)
+    if check and res.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({res.returncode}): {res.stderr.strip()}")
+    return res
+
+
+def timed(argv, env, n):
+    samples = []
+    for _ in range(n):
+        t0 = time.monotonic()
+        sh(argv, env)
+        samples.append(time.monotonic() - t0)
+    return samples
+
+
+def memory(pid):
+    out = {}
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("Rss", "Pss", "Private_Dirty"):
+                out[key] = int(value.split()[0])
+    return out
+
+
+class Minirun:
+    name = "minirun"
+
+    def __init__(self, base):
+        self.root = os.path.join(base, "mr-root")
+        self.env = dict(os.environ, MINIRUN_STORE=os.path.join(base, "mr-store"))
+        sh([MINIRUN, "load", "-i", LAYOUT, "--name", "busybox:latest"], self.env)
+
+    def cmd(self, *args):
+        return [MINIRUN, "--root", self.root, *args]
+
+    def holders(self):
+        with open(os.path.join(self.root, ".frontend", "monitor.pid")) as f:
+            return [int(f.read().split()[0])]
+
+    def cleanup(self):
+        ids = sh(self.cmd("ps", "-aq", "--no-trunc"), self.env).stdout.split()
+        if ids:
+            sh(self.cmd("rm", "-f", *ids), self.env)
+
+
+class Podman:
+    name = "podman"
+
+    def __init__(self, base):
+        d = os.path.join(base, "podman")
+        os.makedirs(d)
+        nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        with open("/proc/sys/kernel/pid_max") as f:
+            pid_max = int(f.read())
+        nproc = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+        nproc = pid_max if nproc == resource.RLIM_INFINITY else min(nproc, pid_max)
+        with open(os.path.join(d, "containers.conf"), "w") as f:
+            f.write(f"""[containers]
+default_ulimits = ["nofile={nofile}:{nofile}", "nproc={nproc}:{nproc}"]
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "{d}/events.log"
+tmp_dir = "{d}/tmp"
+static_dir = "{d}/storage/libpod"
+volume_path = "{d}/storage/volumes"
+[network]
+network_config_dir = "{d}/networks"
+""")
+        with open(os.path.join(d, "storage.conf"), "w") as f:
+            f.write(f"""[storage]
+driver = "overlay"
+graphroot = "{d}/storage"
+runroot = "{d}/run"
+""")
+        self.env = dict(os.environ, CONTAINERS_CONF=os.path.join(d, "containers.conf"),
+                        CONTAINERS_STORAGE_CONF=os.path.join(d, "storage.conf"))
+        sh(["podman", "pull", "-q", f"oci:{LAYOUT}:latest"], self.env)
+        image = sh(["podman", "images", "-q"], self.env).stdout.split()[0]
+        sh(["podman", "tag", image, "busybox:latest"], self.env)
+
+    def cmd(self, *args):
+        return ["podman", *args]
+
+    def holders(self):
+        ids = sh(["podman", "ps", "-q"], self.env).stdout.split()
+        out = sh(["podman", "inspect", "--format", "{{.State.ConmonPid}}", *ids], self.env)
+        return [int(p) for p in out.stdout.split()]
+
+    def cleanup(self):
+        sh(["podman", "rm", "-af", "-t", "0"], self.env, check=False)
+
+
+def inner(args):
+    """Runs inside the private namespaces."""
+    sh(["ip", "link", "set", "lo", "up"])
+    base = tempfile.mkdtemp(prefix="fe-bench-")
+    tools = [Minirun(base)]
+    if shutil.which("podman") and not args.no_podman:
+        tools.append(Podman(base))
+    rows = []
+    for tool in tools:
+        for net in ("bridge", "none"):
+            extra = [] if net == "bridge" else ["--network", "none"]
+            argv = tool.cmd("run", "--rm", *extra, "busybox", "true")
+            sh(argv, tool.env)  # warm caches (image layers unpacked, monitor/netavark ready)
+            s = timed(argv, tool.env, args.n)
+            rows.append((f"{tool.name} run --rm busybox true ({net})",
+                         f"median {statistics.median(s) * 1000:6.0f} ms   min {min(s) * 1000:6.0f} ms"))
+    print("\n".join(f"{a:48} {b}" for a, b in rows), flush=True)
+    print()
+    counts = [int(c) for c in args.containers.split(",")]
+    for tool in tools:
+        started = 0
+        for count in counts:
+            while started < count:
+                sh(tool.cmd("run", "-d", "--network", "none", "busybox", "sleep", "3600"),
+                   tool.env)
+                started += 1
+            time.sleep(0.5)
+            pids = tool.holders()
+            mem = [memory(p) for p in pids]
+            rss = sum(m["Rss"] for m in mem)
+            pss = sum(m["Pss"] for m in mem)
+            print(f"{tool.name:8} {count:3} containers: {len(pids):3} holder process(es), "
+                  f"RSS {rss / 1024:6.1f} MB total ({rss / 1024 / count:5.2f} MB per container), "
+                  f"PSS {pss / 1024:6.1f} MB", flush=True)
+        tool.cleanup()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=15, help="runs per timing row")
+    parser.add_argument("--containers", default="1,10,50")
+    parser.add_argument("--no-podman", action="store_true")
+    parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.inner:
+        return inner(args)
+    if not os.path.isdir(LAYOUT):
+        sh([sys.executable, os.path.join(REPO, "images", "build_busybox.py")])
+    script = 'mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs /var/lib && exec "$@"'
+    argv = ["unshare", "--mount", "--net", "--propagation", "private", "sh", "-c", script, "sh",
+            sys.executable, os.path.abspath(__file__), "--inner", "-n", str(args.n),
+            "--containers", args.containers] + (["--no-podman"] if args.no_podman else [])
+    os.execvp(argv[0], argv)
+
+
+if __name__ == "__main__":
+    main()
