@@ -52,6 +52,7 @@ VOLATILE = [
      lambda m: re.sub(r"\d+", "N", m.group())),                           # pids, any size
     (re.compile(r"\b(sha256:)?[0-9a-f]{12,64}\b"), "HEX"),                  # ids, digests
     (re.compile(r"\b\w+:\[\d+\]"), "NS:[INODE]"),                           # namespaces
+    (re.compile(r"\bmrv[0-9a-f]{11}\b"), "mrvHEX"),                          # veths, by container id
     (re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)?"), "TIME"),
     (re.compile(r"\b(\d+|About an?|Less than a) (second|minute|hour)s? ago\b"), "TIME ago"),
     (re.compile(r"\d+(\.\d+)?\s?(ms|µs|us)\b"), "DURATION"),
