@@ -39,6 +39,9 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 DEFAULT_STORE = "/var/lib/minirun"
 TIMEOUT = 60  # seconds per command
 
+# Host programs the chapters run besides minirun and coreutils.
+TOOLS = ["minirun", "bash", "gcc", "python3", "ip", "nsenter", "nft", "curl", "capsh", "ps",
+         "tar", "awk", "sed", "diff", "stat", "mount"]
 CHAPTER = re.compile(r"^\d\d-.*\.md$")
 FENCE_OPEN = "```console"
 FENCE = "```"
@@ -254,6 +257,10 @@ def main(argv):
     prefixes = [a for a in argv if not a.startswith("--")]
     if os.geteuid() != 0:
         raise SystemExit("generate.py: run as root (the tour starts real containers)")
+    missing = [tool for tool in TOOLS if not shutil.which(tool, path=Shell("").env["PATH"])]
+    if missing:
+        raise SystemExit(f"generate.py: the tour's commands need {', '.join(missing)} "
+                         "(Debian/Ubuntu packages: curl, libcap2-bin, procps, gcc, ...)")
     if not os.path.isdir(os.path.join(REPO, "images", "out", "busybox")):
         raise SystemExit("generate.py: no demo image: run ./scripts/install.sh "
                          "(or images/build_busybox.py) first")
