@@ -219,7 +219,8 @@ def _stage1(plan, ns_fds, channel):
                 flags |= NAMESPACE_FLAGS[kind]
         if flags:
             syscalls.unshare(flags)
-        step("fork", "", "stage 2: the container's init (pid 1 in a new pid namespace)",
+        step("fork", "", "stage 2: the container's init (pid 1 in a new pid namespace)"
+             if "pid" in plan.new_ns else "stage 2: only a child enters the joined pid namespace",
              "pid_namespaces(7)")
         c2 = os.fork()
         if c2 == 0:
