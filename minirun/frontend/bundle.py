@@ -37,7 +37,9 @@ def find_init():
 def capabilities(cap_add=(), cap_drop=(), privileged=False):
     from minirun.linux import caps
 
-    known = caps.CAP_NAMES[:caps.last_cap() + 1]
+    # "All" is what we hold ourselves: a capability missing from our bounding
+    # set could only produce a warning in the container.
+    known = [caps.CAP_NAMES[c] for c in sorted(caps.current_bounding()) if c < len(caps.CAP_NAMES)]
     if privileged or "ALL" in cap_add:
         base = set(known)
     else:
