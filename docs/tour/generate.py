@@ -60,7 +60,9 @@ VOLATILE = [
     (re.compile(r"\b(\d+|About an?|Less than a) (second|minute|hour)s? ago\b"), "TIME ago"),
     (re.compile(r"\d+(\.\d+)?\s?(ms|µs|us)\b"), "DURATION"),
     (re.compile(r"\b[A-Z][a-z][a-z] +\d\d? +(\d\d:\d\d|\d{4})\b"), "DATE"),     # ls -l
-    (re.compile(r"(?<![\d.])\d{4,7}(?![\d.])"), "N"),                        # pids, ports
+    # pids (>= 300 once the kernel wraps around, no leading 0), ports, counters;
+    # not modes and settings ("mode=755") nor exit statuses (< 256).
+    (re.compile(r"(?<![\d.=])(?:[3-9]\d\d|[1-9]\d{3,6})(?![\d.])"), "N"),
     (re.compile(r"[ \t]+"), " "),                                          # column widths
 ]
 

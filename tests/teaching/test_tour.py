@@ -79,6 +79,8 @@ def test_shell_keeps_state_and_reports_status(tmp_path):
 def test_normalise_masks_run_to_run_noise_only():
     n = generate.normalise
     assert n("[minirun 12345] write /proc/23456/uid_map") == n("[minirun 999] write /proc/8888/uid_map")
+    assert n("NSpid:\t939\t1") == n("NSpid:\t123456\t1")     # pids wrap around to 300
+    assert n("939 root sleep 600") == n(" 31956 root sleep 600")
     assert n("uts:[4026531838]") == n("uts:[4026532179]")
     assert n("created 2026-11-26T15:47:32.319627Z") == n("created 2027-01-02T01:02:03.4Z")
     assert n("IMAGE ID dced68efbc11") == n("IMAGE ID 0123456789ab")
@@ -86,6 +88,7 @@ def test_normalise_masks_run_to_run_noise_only():
     # What a reader would notice must still count as a change.
     assert n("minirun: unable to set hostname") != n("minirun: cannot set hostname")
     assert n("exit status 137") != n("exit status 139")
+    assert n("mode=755") != n("mode=700") and n("ptmxmode=0666") != n("ptmxmode=0600")
     assert n("19") != n("20")
     assert n("10.99.0.2/24") != n("10.99.0.3/24")
 
