@@ -275,12 +275,18 @@ def start_attached(root, cid, directory, tty=False, stdin=False, sig_proxy=True)
 
 
 def _send_stdin_file(sock):
-    while True:
-        data = os.read(0, 65536)
-        if not data:
-            break
-        sock.sendall(proto.frame(proto.STDIN, data))
-    sock.sendall(proto.frame(proto.CLOSE_STDIN))
+    """stdin is a regular file (epoll refuses those): send all of it now.  The
+    monitor always reads its clients, so blocking here cannot deadlock."""
+    sock.setblocking(True)
+    try:
+        while True:
+            data = os.read(0, 65536)
+            if not data:
+                break
+            sock.sendall(proto.frame(proto.STDIN, data))
+        sock.sendall(proto.frame(proto.CLOSE_STDIN))
+    finally:
+        sock.setblocking(False)
 
 
 def _handle_frames(buf, state):

@@ -245,9 +245,17 @@ def test_run_it_through_a_pty(docker):
         term.kill()
 
 
-def test_stdin_and_signals_when_attached(docker):
+def test_stdin_and_signals_when_attached(docker, tmp_path):
     res = docker("run", "--rm", "-i", "busybox", "tr", "a-z", "A-Z", input="hello\n")
     assert res.stdout == "HELLO\n"
+    big = tmp_path / "big"
+    big.write_bytes(os.urandom(1 << 20))
+    with open(big, "rb") as f:   # a regular file: not pollable, sent whole
+        res = subprocess.run(docker.cmd("run", "--rm", "-i", "busybox", "wc", "-c"), stdin=f,
+                             capture_output=True, env=docker.env, timeout=60)
+    assert res.stdout.decode().strip() == str(1 << 20)
+    res = docker("run", "--rm", "busybox", "sh", "-c", "head -c 3000000 /dev/zero | tr '\\0' x")
+    assert res.stdout == "x" * 3000000
     proc = docker.popen("run", "--rm", "busybox", "sh", "-c",
                         'trap "echo caught; exit 5" INT; echo ready; while :; do sleep 0.1; done',
                         stdout=subprocess.PIPE, text=True)
