@@ -5,8 +5,9 @@ monitor's memory next to conmon's.
     sudo /opt/minirun/venv/bin/python bench/frontend_run.py [-n 15] [--containers 1,10,50]
 
 Rows:
-  run --rm busybox true          podman with runc (crun refuses hybrid cgroup hosts); wall time of the whole command, median of n (and min),
-                                 with the default bridge network and with --network none
+  run --rm busybox true          wall time of the whole command, median of n (and min),
+                                 with the default bridge network and with --network none;
+                                 podman uses runc (crun refuses hybrid cgroup hosts)
   monitor / conmon memory        RSS and PSS of what holds detached containers: minirun's
                                  one monitor per --root (all containers), podman's conmon
                                  (one per container), for 1, 10, 50 `sleep` containers
@@ -18,7 +19,6 @@ veths, iptables/nftables rules vanish with the namespace.  The image is the
 demo busybox (images/out/oci/busybox, built offline if missing).
 """
 import argparse
-import json
 import os
 import resource
 import shutil
@@ -143,8 +143,9 @@ def inner(args):
             argv = tool.cmd("run", "--rm", *extra, "busybox", "true")
             sh(argv, tool.env)  # warm caches (image layers unpacked, monitor/netavark ready)
             s = timed(argv, tool.env, args.n)
+            med, low = statistics.median(s) * 1000, min(s) * 1000
             rows.append((f"{tool.name} run --rm busybox true ({net})",
-                         f"median {statistics.median(s) * 1000:6.0f} ms   min {min(s) * 1000:6.0f} ms"))
+                         f"median {med:6.0f} ms   min {low:6.0f} ms"))
     print("\n".join(f"{a:48} {b}" for a, b in rows), flush=True)
     print()
     counts = [int(c) for c in args.containers.split(",")]

@@ -359,7 +359,8 @@ def ps(ctx, all_, quiet, no_trunc, last, latest, filters, fmt, store_root):
 @click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-terminal.")
 @click.option("-e", "--env", multiple=True, metavar="KEY=VALUE",
               help="Set an environment variable for the command.")
-@click.option("--env-file", multiple=True, metavar="FILE", help="Read environment variables from a file.")
+@click.option("--env-file", multiple=True, metavar="FILE",
+              help="Read environment variables from a file.")
 @click.option("-u", "--user", help="Username or UID[:GID].")
 @click.option("-w", "--workdir", help="Working directory inside the container.")
 @click.option("--privileged", is_flag=True, help="All capabilities for the command.")

@@ -339,7 +339,8 @@ def _docker_health(health):
     if not health:
         return None
     return {"Test": health["Test"], "Interval": int(health["Interval"] * 1e9),
-            "Timeout": int(health["Timeout"] * 1e9), "StartPeriod": int(health["StartPeriod"] * 1e9),
+            "Timeout": int(health["Timeout"] * 1e9),
+            "StartPeriod": int(health["StartPeriod"] * 1e9),
             "Retries": health["Retries"]}
 
 

@@ -29,7 +29,6 @@ monitor that is going away.
 Attach protocol: the client sends one JSON line, then frames in both
 directions: 1 byte type, 4 bytes big-endian length, payload.
 """
-import errno
 import fcntl
 import heapq
 import itertools
@@ -905,7 +904,8 @@ class Monitor:
         c.health_proc = None
         code, output = exit_code(status), bytes(probe.output).decode("utf-8", "replace")
         if probe.timed_out:
-            code, output = -1, f"Health check exceeded timeout ({c.health['Timeout']:g}s)\n" + output
+            note = f"Health check exceeded timeout ({c.health['Timeout']:g}s)\n"
+            code, output = -1, note + output
         self._record_health(c, code, output, probe.started)
         if c.state == "running":
             self._schedule_health(c)

@@ -3,7 +3,7 @@
     <store>/frontend/containers/<id>/container.json   the record (Docker's inspect shape)
                                     /lock             flock for record updates
                                     /bundle/config.json  the OCI config the runtime gets
-                                    /container-log.json  stdout/stderr, JSON lines (+ .1, .2 rotated)
+                                    /container-log.json  stdout/stderr, JSON lines (+ .1, .2)
     <store>/frontend/names/<name> -> <id>             a symlink: the name is taken
     <store>/containers/<id>/                          the rootfs (image/overlay.py)
     <store>/volumes/<name>/_data                      named volumes (volumes.py)
@@ -154,7 +154,8 @@ class Frontend:
         if re.match(r"^[0-9a-f]{1,63}$", ref):
             hits = [cid for cid in self.ids() if cid.startswith(ref)]
             if len(hits) > 1:
-                raise MinirunError(f"multiple containers match the id prefix {ref}: be more specific")
+                raise MinirunError(f"multiple containers match the id prefix {ref}: "
+                                   f"be more specific")
             if hits:
                 return hits[0]
         raise NoSuchContainer(ref)
