@@ -11,7 +11,7 @@ import signal
 import socket
 
 from minirun import spec
-from minirun.errors import ConfigError, InvalidState, MinirunError
+from minirun.errors import ConfigError, ExecError, InvalidState, MinirunError
 from minirun.init import InitArgs
 from minirun.init import run as init_run
 from minirun.init.process import sealed_helper_fd
@@ -126,7 +126,9 @@ def execute(root, container_id, process, *, detach=False, pid_file=None, console
     try:
         msg = spawned.channel.recv()
         if msg is None or "error" in msg:
-            raise MinirunError((msg or {}).get("error", "exec: process exited during setup"))
+            msg = msg or {}
+            cls = ExecError if msg.get("kind") == "exec" else MinirunError
+            raise cls(msg.get("error", "exec: process exited during setup"))
         spawned.channel.send(exec=True)
         msg = spawned.channel.recv()
         if msg is not None:
