@@ -67,8 +67,14 @@ VOLATILE = [
 ]
 
 
+# A checkout's path in committed outputs may differ from this one's (CI clones
+# elsewhere, the box uses /vagrant): any path leading to the repo's own dirs.
+CHECKOUT_PATH = re.compile(r"/[^\s'\"]*?(?=/(?:images|docs|minirun|tests)/)")
+
+
 def normalise(text):
     text = text.replace(REPO, "REPO")  # where the checkout is (/vagrant in the box)
+    text = CHECKOUT_PATH.sub("REPO", text)
     for pattern, repl in VOLATILE:
         text = pattern.sub(repl, text)
     return text.strip()

@@ -701,6 +701,11 @@ def stop(fe, cid, timeout=None, sig=None):
     try:
         _mark_manual_stop(fe, cid)
         if state == "restarting":
+            # Between two runs there is no process to signal: the pending
+            # restart is off (ManualStop), and the container is now exited.
+            with recordfile.update(fe.record_dir(cid)) as r:
+                if r["State"]["Status"] == "restarting":
+                    r["State"].update(Status="exited", Restarting=False)
             return
         if state == "paused":
             _resume_quietly(fe, cid)
