@@ -14,7 +14,7 @@ from minirun.init.process import sealed_helper_fd
 from minirun.linux import proc
 from minirun.runtime import hooks
 from minirun.runtime.delete import mounts_at, release_host_mounts
-from minirun.runtime.spawn import SpawnPlan, spawn
+from minirun.runtime.spawn import SpawnPlan, kill_and_reap, spawn
 from minirun.runtime.state import CREATED, Container, now_rfc3339
 
 
@@ -134,7 +134,7 @@ def create(root, container_id, bundle=".", pid_file=None, console_socket=None, n
             os.close(fd)
         if spawned is not None:
             spawned.channel.close()
-            _kill(spawned.pid)
+            kill_and_reap(spawned.pid)
         if cgroup is not None:
             cgroup.kill_all(9)
             cgroup.destroy()
@@ -164,16 +164,3 @@ def _wait_ready(channel, container, config):
                 channel.send(error=str(e))
                 raise
             channel.send(done=True, state=container.oci_state())
-
-
-def _kill(pid):
-    import signal
-
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass

@@ -139,7 +139,7 @@ def spawn(plan):
     except BaseException:
         for pid in (c1, c2):
             if pid:
-                _kill_and_reap(pid)
+                kill_and_reap(pid)
         parent_end.close()
         raise
 
@@ -152,7 +152,7 @@ def _raise_if_error(msg, what):
         raise cls(msg["error"])
 
 
-def _kill_and_reap(pid):
+def kill_and_reap(pid):
     try:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
