@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """What a bridged container's network costs: medians, side by side.
 
-    sudo /opt/minirun-dev/bin/python bench/network_setup.py [-n 20] [--runtime]
+    sudo /opt/minirun/venv/bin/python bench/network_setup.py [-n 20] [--runtime]
 
 Rows (milliseconds, median of n):
   import pyroute2 (extra)         paid once per process, only when networking happens

@@ -12,7 +12,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 run_in_vm=${RUN_IN_VM:-$repo/../shared/vm/run-in-vm.sh}
-py=${MINIRUN_PYTHON:-/opt/minirun-dev/bin/python}
+py=${MINIRUN_PYTHON:-/opt/minirun/venv/bin/python}
 [ -x "$py" ] || py=$(command -v python3)
 cd "$repo"
 exec "$run_in_vm" --disk 64M --mem 1G --cpus 2 --timeout 600 -- \

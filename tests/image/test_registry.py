@@ -8,6 +8,7 @@ import http.client
 import http.server
 import json
 import os
+import sys
 import signal
 import subprocess
 import threading
@@ -21,7 +22,7 @@ from imagebuild import busybox_rootfs_entries, entry, make_layout, add_index
 from minirun.image import overlay, registry
 from minirun.image.store import Store
 
-ENV = dict(os.environ, PATH=f"/opt/minirun-dev/bin:{os.environ['PATH']}")
+ENV = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
 
 
 def _port():

@@ -3,6 +3,7 @@ docker-save archives, and image config -> bundle config.json."""
 import io
 import json
 import os
+import sys
 import subprocess
 import tarfile
 
@@ -13,7 +14,7 @@ from minirun.errors import MinirunError
 from minirun.image import bundle, layout
 from minirun.image.store import Store
 
-ENV = dict(os.environ, PATH=f"/opt/minirun-dev/bin:{os.environ['PATH']}")
+ENV = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
 
 CONFIG = {"Entrypoint": ["/bin/busybox"], "Cmd": ["sh", "-c", "id"], "Env": ["A=1"],
           "WorkingDir": "/home/user", "User": "user", "ExposedPorts": {"80/tcp": {}},

@@ -1,6 +1,7 @@
 """Unpacked trees compared with umoci's, and the layer semantics (whiteouts,
 opaque dirs, hardlinks, replacements, compressions, digest checks)."""
 import os
+import sys
 import stat
 import subprocess
 
@@ -187,7 +188,7 @@ def test_unpack_cli_leaves_nothing_on_bad_layer(images, tmp_path):
     dest = tmp_path / "out"
     p = subprocess.run(["minirun", "unpack", "--image", f"{bad}:latest", str(dest)],
                        capture_output=True, text=True,
-                       env=dict(os.environ, PATH=f"/opt/minirun-dev/bin:{os.environ['PATH']}"))
+                       env=dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"))
     assert p.returncode != 0
     assert image.layers[0]["digest"] in p.stderr or "decompress" in p.stderr
     assert "Traceback" not in p.stderr
