@@ -520,6 +520,15 @@ def add_pid(path, pid):
             time.sleep(0.03)
 
 
+def signal_all(pids, sig):
+    """Send sig to every pid; one that has already gone is not an error."""
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
 def wait_until(predicate, timeout, first_delay=0.001):
     """Poll predicate() with backoff until it is true or timeout seconds pass."""
     delay = first_delay

@@ -178,11 +178,7 @@ class V1Cgroup(common.Cgroup):
                 self.freeze()
             try:
                 pids = self.pids()
-                for pid in pids:
-                    try:
-                        os.kill(pid, sig)
-                    except ProcessLookupError:
-                        pass
+                common.signal_all(pids, sig)
             finally:
                 if frozen_ok and not stay_frozen:
                     self.thaw()

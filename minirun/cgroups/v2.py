@@ -149,11 +149,7 @@ class V2Cgroup(common.Cgroup):
             self.freeze()
             try:
                 pids = self.pids()
-                for pid in pids:
-                    try:
-                        os.kill(pid, sig)
-                    except ProcessLookupError:
-                        pass
+                common.signal_all(pids, sig)
             finally:
                 if not was_frozen:
                     self.thaw()

@@ -506,6 +506,15 @@ def wait(ctx, store_root, containers):
     _each(containers, lambda ref: click.echo(str(lifecycle.wait(fe, fe.resolve(ref)))))
 
 
+def _each_runtime_verb(fe, containers, verb):
+    """Apply an OCI verb (runtime.control.pause/resume) to each named container."""
+    def one(ref):
+        verb(fe.root, fe.resolve(ref))
+        click.echo(ref)
+
+    _each(containers, one)
+
+
 @_command()
 @store_option
 @click.argument("containers", nargs=-1, required=True)
@@ -514,13 +523,7 @@ def pause(ctx, store_root, containers):
     """Freeze all processes of containers."""
     from minirun.runtime import control
 
-    fe = _fe(ctx, store_root)
-
-    def one(ref):
-        control.pause(fe.root, fe.resolve(ref))
-        click.echo(ref)
-
-    _each(containers, one)
+    _each_runtime_verb(_fe(ctx, store_root), containers, control.pause)
 
 
 @_command()
@@ -531,13 +534,7 @@ def unpause(ctx, store_root, containers):
     """Thaw paused containers."""
     from minirun.runtime import control
 
-    fe = _fe(ctx, store_root)
-
-    def one(ref):
-        control.resume(fe.root, fe.resolve(ref))
-        click.echo(ref)
-
-    _each(containers, one)
+    _each_runtime_verb(_fe(ctx, store_root), containers, control.resume)
 
 
 @_command()

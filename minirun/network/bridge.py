@@ -119,13 +119,13 @@ def ensure_bridge(name, gateway, prefixlen, mac, mtu=None):
     return created, mtu
 
 
-def delete_link(name):
+def delete_link(name, why="remove a minirun interface", man="ip-link(8)"):
     """Delete a link by name; False if it did not exist."""
     with iproute() as ipr:
         idx = link_index(ipr, name)
         if idx is None:
             return False
-        step("netlink RTM_DELLINK", name, "remove a minirun interface", "ip-link(8)")
+        step("netlink RTM_DELLINK", name, why, man)
         try:
             ipr.link("del", index=idx)
         except Exception as e:

@@ -14,7 +14,7 @@ import threading
 
 from minirun.linux import syscalls
 from minirun.linux.trace import step
-from minirun.network.bridge import iproute, is_errno, link_index
+from minirun.network.bridge import delete_link, iproute, link_index
 
 
 def _netlink_socket_in(netns_fd):
@@ -97,15 +97,4 @@ def unplug(host_name):
         # The kernel deletes the pair with the container's netns: usually the
         # case by now, and checking sysfs spares the ~0.2 s pyroute2 import.
         return False
-    with iproute() as ipr:
-        idx = link_index(ipr, host_name)
-        if idx is None:
-            return False
-        step("netlink RTM_DELLINK", host_name, "unplug the container (its eth0 goes too)", "veth(4)")
-        try:
-            ipr.link("del", index=idx)
-        except Exception as e:
-            if is_errno(e, errno.ENODEV):
-                return False
-            raise
-        return True
+    return delete_link(host_name, "unplug the container (its eth0 goes too)", "veth(4)")

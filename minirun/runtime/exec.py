@@ -145,15 +145,9 @@ def execute(root, container_id, process, *, detach=False, pid_file=None, console
         write_pid_file(pid_file, spawned.pid)
     if detach:
         return 0
-    from minirun.runtime.run import FORWARDED, _forward, _wait
+    from minirun.runtime.run import _wait, attach_terminal
 
-    master = None
-    if console_parent is not None:
-        _, fds, _, _ = socket.recv_fds(console_parent, 1024, 1)
-        console_parent.close()
-        master = fds[0]
-    for sig in FORWARDED:
-        signal.signal(sig, lambda signum, _f: _forward(spawned.pid, signum, master))
+    master = attach_terminal(console_parent, spawned.pid)
     if master is not None:
         from minirun.runtime import tty
 

@@ -35,21 +35,12 @@ def run(root, container_id, bundle=".", detach=False, pid_file=None, console_soc
     if detach:
         start(root, container_id)
         return 0
-    master = None
-    if console_parent is not None:
-        import socket
-
-        _, fds, _, _ = socket.recv_fds(console_parent, 1024, 1)
-        console_parent.close()
-        master = fds[0]
-        from minirun.runtime import tty
-
-        tty.copy_window_size(master)  # before start: the program may ask at once
-    for sig in FORWARDED:
-        signal.signal(sig, lambda signum, _frame: _forward(pid, signum, master))
+    master = attach_terminal(console_parent, pid)
     try:
         start(root, container_id)
         if master is not None:
+            from minirun.runtime import tty
+
             tty.relay(master, pid)
         status = _wait(pid)
     finally:
@@ -59,6 +50,25 @@ def run(root, container_id, bundle=".", detach=False, pid_file=None, console_soc
             with Container.load(root, container_id) as c:
                 delete_mod.destroy(c)
     return status
+
+
+def attach_terminal(console_parent, pid):
+    """Take the pty master from the container (when we are its terminal's
+    other end), give it our window size before the program can ask, and
+    forward our signals to pid.  Returns the master fd, or None."""
+    master = None
+    if console_parent is not None:
+        import socket
+
+        from minirun.runtime import tty
+
+        _, fds, _, _ = socket.recv_fds(console_parent, 1024, 1)
+        console_parent.close()
+        master = fds[0]
+        tty.copy_window_size(master)
+    for sig in FORWARDED:
+        signal.signal(sig, lambda signum, _frame: _forward(pid, signum, master))
+    return master
 
 
 def _forward(pid, signum, master):
