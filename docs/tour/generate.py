@@ -57,7 +57,9 @@ VOLATILE = [
     (re.compile(r"\b\w+:\[\d+\]"), "NS:[INODE]"),                           # namespaces
     (re.compile(r"\bmrv[0-9a-f]{11}\b"), "mrvHEX"),                          # veths, by container id
     (re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)?"), "TIME"),
-    (re.compile(r"\b(\d+|About an?|Less than a) (second|minute|hour)s? ago\b"), "TIME ago"),
+    # ages grow with the calendar: an image built months ago ages every day
+    (re.compile(r"\b(\d+|About an?|Less than a) (second|minute|hour|day|week|month|year)s? ago\b",
+                re.I), "TIME ago"),
     (re.compile(r"\d+(\.\d+)?\s?(ms|µs|us)\b"), "DURATION"),
     (re.compile(r"\b[A-Z][a-z][a-z] +\d\d? +(\d\d:\d\d|\d{4})\b"), "DATE"),     # ls -l
     # pids (>= 300 once the kernel wraps around, no leading 0), ports, counters;
