@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Time to a ready container rootfs from an image (issue 5's "second container").
+"""Time to a ready container rootfs from an image (a second container from an image already unpacked).
 
     bench/image-rootfs.py [-n 20] [--layout /var/tmp/lab/perf/images/debian:latest]
 

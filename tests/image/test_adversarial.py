@@ -1,4 +1,4 @@
-"""Hostile layers: every escape pattern of issue 5, in both unpack paths
+"""Hostile layers: every known escape pattern, in both unpack paths
 (flat apply, and the per-layer overlay cache + overlay rootfs).
 
 Each case runs in a forked child with its own mount namespace, chrooted into
