@@ -14,6 +14,7 @@ class Channel:
         self.read_fd = read_fd
         self.write_fd = write_fd
         self._buffer = b""
+        self._held = []  # messages read ahead of the one awaited (see hold)
 
     @classmethod
     def pair(cls):
@@ -26,7 +27,13 @@ class Channel:
         while data:
             data = data[os.write(self.write_fd, data):]
 
+    def hold(self, msg):
+        """Give a message back: the next recv returns it (in hold order)."""
+        self._held.append(msg)
+
     def recv(self):
+        if self._held:
+            return self._held.pop(0)
         while b"\n" not in self._buffer:
             chunk = os.read(self.read_fd, 65536)
             if not chunk:

@@ -130,9 +130,18 @@ def spawn(plan):
         if plan.cgroup is not None:
             plan.cgroup.add_process(c1)
         parent_end.send(go=True)
-        msg = parent_end.recv()
-        _raise_if_error(msg, "namespace setup")
+        # Stage 1 and stage 2 share the channel: stage 2 may speak (a hook
+        # request, "ready") before stage 1's pid message is written.
+        early = []
+        while True:
+            msg = parent_end.recv()
+            _raise_if_error(msg, "namespace setup")
+            if "pid" in msg:
+                break
+            early.append(msg)
         c2 = msg["pid"]
+        for msg in early:
+            parent_end.hold(msg)
         _, status = os.waitpid(c1, 0)
         c1 = None
         return Spawned(c2, parent_end)
