@@ -130,18 +130,7 @@ def spawn(plan):
         if plan.cgroup is not None:
             plan.cgroup.add_process(c1)
         parent_end.send(go=True)
-        # Stage 1 and stage 2 share the channel: stage 2 may speak (a hook
-        # request, "ready") before stage 1's pid message is written.
-        early = []
-        while True:
-            msg = parent_end.recv()
-            _raise_if_error(msg, "namespace setup")
-            if "pid" in msg:
-                break
-            early.append(msg)
-        c2 = msg["pid"]
-        for msg in early:
-            parent_end.hold(msg)
+        c2 = recv_stage2_pid(parent_end)
         _, status = os.waitpid(c1, 0)
         c1 = None
         return Spawned(c2, parent_end)
@@ -153,12 +142,27 @@ def spawn(plan):
         raise
 
 
+def recv_stage2_pid(channel):
+    """Stage 1's report of stage 2's pid.  Stage 1 and stage 2 share the
+    channel, so stage 2 may speak first (a hook request, "ready"): its
+    messages are held back for whoever reads next."""
+    early = []
+    while True:
+        msg = channel.recv()
+        _raise_if_error(msg, "namespace setup")
+        if "pid" in msg:
+            break
+        early.append(msg)
+    for held in early:
+        channel.hold(held)
+    return msg["pid"]
+
+
 def _raise_if_error(msg, what):
     if msg is None:
         raise MinirunError(f"container process exited during {what}")
     if "error" in msg:
-        cls = ExecError if msg.get("kind") == "exec" else MinirunError
-        raise cls(msg["error"])
+        raise errors.from_report(msg)
 
 
 def kill_and_reap(pid):
