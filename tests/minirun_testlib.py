@@ -21,8 +21,20 @@ MINIRUN = shutil.which("minirun", path=os.path.dirname(sys.executable)) or shuti
 
 
 def pytest_configure(config):
-    if os.geteuid() != 0:
-        pytest.exit("minirun's tests run real containers: run them as root", returncode=2)
+    config.addinivalue_line(
+        "markers", "unprivileged: pure logic, runs without root (the rest needs root)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without root, run the pure-logic tests and skip the others (they start
+    real containers, cgroups and network namespaces) with the reason."""
+    if os.geteuid() == 0:
+        return
+    needs_root = pytest.mark.skip(reason="needs root: it runs real containers "
+                                         "(run the suite as root for all of it)")
+    for item in items:
+        if item.get_closest_marker("unprivileged") is None:
+            item.add_marker(needs_root)
 
 
 @pytest.fixture(scope="session")

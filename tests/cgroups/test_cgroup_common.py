@@ -8,6 +8,8 @@ from minirun.cgroups import common, devices_bpf, v1, v2
 from minirun.cgroups.common import Layout
 from minirun.errors import CgroupError
 
+pytestmark = pytest.mark.unprivileged  # pure logic: runs without root
+
 HYBRID_MOUNTINFO = """\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
 32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu

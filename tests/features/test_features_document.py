@@ -10,6 +10,8 @@ from minirun.linux import seccomp
 from minirun.linux.caps import CAP_NAMES
 from minirun.spec import NAMESPACE_TYPES, validate
 
+pytestmark = pytest.mark.unprivileged  # pure logic: runs without root
+
 # Every property features.md / features-linux.md define for runtime-spec 1.2.
 TOP_LEVEL = {"ociVersionMin", "ociVersionMax", "hooks", "mountOptions", "linux", "annotations",
              "potentiallyUnsafeConfigAnnotations"}

@@ -4,6 +4,8 @@ from minirun.image import manifest as mf
 from minirun.image.reference import InvalidReference, parse
 from minirun.image.registry import parse_challenge
 
+pytestmark = pytest.mark.unprivileged  # pure logic: runs without root
+
 D = "sha256:" + "a" * 64
 
 

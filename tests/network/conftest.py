@@ -8,10 +8,6 @@ import pytest
 
 from net_helpers import BUSYBOX, Box, host_links, nft_table
 
-if os.geteuid() != 0:
-    pytest.skip("network tests need root", allow_module_level=True)
-
-
 @pytest.fixture
 def store_root():
     """A private minirun root; purged afterwards, then checked for leftovers."""

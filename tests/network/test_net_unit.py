@@ -10,6 +10,8 @@ from minirun.network import dns, ipam, nat
 from minirun.network.ports import claim, parse_publish
 from minirun.network.store import Store
 
+pytestmark = pytest.mark.unprivileged  # pure logic: runs without root
+
 
 def _net(subnet="10.1.2.0/29", gateway=None):
     s = ipaddress.ip_network(subnet)

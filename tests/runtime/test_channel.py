@@ -5,6 +5,8 @@ from minirun.errors import MinirunError
 from minirun.runtime.channel import Channel
 from minirun.runtime.spawn import recv_stage2_pid
 
+pytestmark = pytest.mark.unprivileged  # pure logic: runs without root
+
 
 @pytest.fixture
 def ends():

@@ -12,6 +12,8 @@ from minirun.errors import ConfigError
 from minirun.linux import seccomp
 from seccomp_profiles import DOCKER_SHAPED
 
+pytestmark = pytest.mark.unprivileged  # pure logic: runs without root
+
 BLOCK_MKDIR = {
     "defaultAction": "SCMP_ACT_ALLOW",
     "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],

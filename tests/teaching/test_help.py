@@ -13,6 +13,8 @@ from click.testing import CliRunner
 from minirun.cli import COMMANDS, examples
 from minirun.cli.app import cli
 
+pytestmark = pytest.mark.unprivileged  # pure logic: runs without root
+
 
 def resolve(name):
     return cli.get_command(click.Context(cli, info_name="minirun"), name)

@@ -46,6 +46,7 @@ def test_tour_pages_match_what_minirun_prints_now():
     assert len(re.findall(r": ok \(", proc.stdout)) == len(generate.chapters([]))
 
 
+@pytest.mark.unprivileged
 def test_every_chapter_is_indexed_and_has_commands_and_an_experiment():
     with open(os.path.join(TOUR, "README.md")) as f:
         index = f.read()
@@ -61,6 +62,7 @@ def test_every_chapter_is_indexed_and_has_commands_and_an_experiment():
         assert re.search(r"^#+ Experiment", text, re.M), f"{name}: no experiment"
 
 
+@pytest.mark.unprivileged
 def test_parse_commands_continuations_and_heredocs():
     lines = ["text", "```console", "$ echo a \\", ">   b", "a b", "$ cat <<'EOF'", "> x", "> EOF",
              "x", "$ true", "```", "<!-- tour-cleanup: rm -rf /tmp/x -->"]
@@ -72,11 +74,13 @@ def test_parse_commands_continuations_and_heredocs():
         ("echo a \\\n  b", ["a b"]), ("cat <<'EOF'\nx\nEOF", ["x"]), ("true", [])]
 
 
+@pytest.mark.unprivileged
 def test_parse_rejects_output_before_any_command():
     with pytest.raises(SystemExit):
         generate.parse(["```console", "output", "```"])
 
 
+@pytest.mark.unprivileged
 def test_shell_keeps_state_and_reports_status(tmp_path):
     with generate.Shell(str(tmp_path)) as sh:
         assert sh.run("X=42; cd /tmp") == []
@@ -85,6 +89,7 @@ def test_shell_keeps_state_and_reports_status(tmp_path):
         assert sh.run(f"echo {tmp_path}/x") == [f"{generate.DEFAULT_STORE}/x"]
 
 
+@pytest.mark.unprivileged
 def test_normalise_masks_run_to_run_noise_only():
     n = generate.normalise
     assert n("[minirun 12345] write /proc/23456/uid_map") == n("[minirun 999] write /proc/8888/uid_map")
@@ -120,6 +125,7 @@ def run_mkbundle(tmp_path, *edits):
     return json.loads((dest / "config.json").read_text()), proc.stdout, dest
 
 
+@pytest.mark.unprivileged
 def test_mkbundle_edits(tmp_path):
     config, out, dest = run_mkbundle(
         tmp_path, 'process.args=["sleep","600"]', 'linux.namespaces-={"type":"mount"}',

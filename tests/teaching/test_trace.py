@@ -205,6 +205,7 @@ def test_environment_variable_turns_it_on(rt, demo):
     assert [s["call"] for s in steps if s["pid"] == 1][-1] == "execve"
 
 
+@pytest.mark.unprivileged
 def test_lines_from_many_processes_never_interleave():
     """Each line is one write(2): 8 processes x 300 long lines into one pipe."""
     code = (
@@ -230,6 +231,7 @@ def test_lines_from_many_processes_never_interleave():
         assert len(set(s["detail"])) == 1 and len(s["detail"]) == 1500
 
 
+@pytest.mark.unprivileged
 def test_step_is_silent_and_cheap_when_off():
     code = ("import os, sys\n"
             "os.environ.pop('MINIRUN_TRACE', None)\n"

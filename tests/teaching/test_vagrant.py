@@ -11,6 +11,8 @@ import pytest
 
 from minirun_testlib import REPO
 
+pytestmark = pytest.mark.unprivileged  # pure logic: runs without root
+
 VAGRANTFILE = os.path.join(REPO, "Vagrantfile")
 
 # Loads the Vagrantfile against a stand-in for Vagrant's configuration API and
