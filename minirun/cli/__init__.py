@@ -37,6 +37,7 @@ COMMANDS = {
     "update": "minirun.cli.oci:update",
     "events": "minirun.cli.oci:events",
     "pull": "minirun.cli.image:pull",
+    "push": "minirun.cli.image:push",
     "images": "minirun.cli.image:images",
     "rmi": "minirun.cli.image:rmi",
     "image": "minirun.cli.image:image",

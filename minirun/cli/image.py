@@ -1,4 +1,4 @@
-"""Image commands: pull, images, rmi, image {ls,inspect,prune,rm}, load, save,
+"""Image commands: pull, push, images, rmi, image {ls,inspect,prune,rm}, load, save,
 login, logout, unpack, bundle.  Thin: parse flags, call minirun.image."""
 import json
 import os
@@ -69,6 +69,22 @@ def pull(insecure, platform, quiet, store_root, ref):
     if not quiet:
         click.echo(f"Digest: {image.digest}", err=True)
     click.echo(image.names[0] if image.names else image.digest)
+
+
+@click.command()
+@click.option("--insecure", is_flag=True, help="Allow plain http and unverified TLS.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@store_option
+@click.argument("ref")
+def push(insecure, quiet, store_root, ref):
+    """Push an image from the store to the registry its name points at."""
+    from minirun.image import push as pushmod
+
+    ref, plain_http = _strip_scheme(ref)
+    digest = pushmod.push(ref, store=_store(store_root), insecure=insecure or plain_http,
+                          stream=open(os.devnull, "w") if quiet else sys.stderr)
+    if quiet:
+        click.echo(digest)
 
 
 def _list_images(store_root, quiet, digests, fmt):
@@ -342,5 +358,6 @@ image.add_command(inspect)
 image.add_command(prune)
 image.add_command(rmi, "rm")
 image.add_command(pull)
+image.add_command(push)
 image.add_command(load)
 image.add_command(save)

@@ -214,12 +214,15 @@ class Client:
         if conn is not None:
             conn.close()
 
-    def _raw(self, method, scheme, host, path, headers):
-        """One request; retried once on a stale keep-alive connection."""
+    def _raw(self, method, scheme, host, path, headers, body=None):
+        """One request; retried once on a stale keep-alive connection.  A body
+        is bytes or a file object with rewind() (push.py's blob slices)."""
         for attempt in (0, 1):
             conn = self._connection(scheme, host)
+            if hasattr(body, "rewind"):
+                body.rewind()
             try:
-                conn.request(method, path, headers=headers)
+                conn.request(method, path, body=body, headers=headers)
                 return Response(conn.getresponse(), (scheme, host))
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
                 self._drop((scheme, host))
@@ -248,9 +251,10 @@ class Client:
         self.scheme = "https"
         return self.scheme
 
-    def request(self, method, path, scope, headers=None):
+    def request(self, method, path, scope, headers=None, body=None, ok=()):
         """A request to the registry with auth and redirects; the caller reads
-        the response body (success) - error statuses raise RegistryError."""
+        the response body (success) - error statuses raise RegistryError,
+        except those listed in `ok` (e.g. 404 for a blob existence check)."""
         scheme = self._base()
         host = self.host
         hdrs = {"User-Agent": USER_AGENT, **(headers or {})}
@@ -262,7 +266,7 @@ class Client:
             else:
                 hdrs.pop("Authorization", None)
             try:
-                resp = self._raw(method, scheme, host, path, hdrs)
+                resp = self._raw(method, scheme, host, path, hdrs, body)
             except (OSError, http.client.HTTPException) as e:
                 raise TransientError(f"{method} {scheme}://{host}{path}: {e}") from None
             if resp.status in (301, 302, 303, 307, 308):
@@ -281,12 +285,12 @@ class Client:
                 auth_tried = True
                 self._authenticate(resp.headers.get("WWW-Authenticate", ""), scope)
                 continue
-            if resp.status >= 400:
-                body = resp.read()
+            if resp.status >= 400 and resp.status not in ok:
+                text = resp.read()
                 if resp.status >= 500 or resp.status == 429:
                     self._drop(resp.conn_key)
-                    raise TransientError(self._error_message(resp.status, body, path))
-                raise RegistryError(self._error_message(resp.status, body, path))
+                    raise TransientError(self._error_message(resp.status, text, path))
+                raise RegistryError(self._error_message(resp.status, text, path))
             return resp
         raise RegistryError(f"too many redirects for {path}")
 
