@@ -61,6 +61,7 @@ COMMANDS = {
     "rename": "minirun.cli.docker:rename",
     "volume": "minirun.cli.docker:volume",
     "system": "minirun.cli.docker:system",
+    "kube": "minirun.cli.kube:kube",
 }
 
 

@@ -1,0 +1,200 @@
+"""The kube controller: one small process per store while kube objects exist.
+
+Who watches what (the split a real node has between the kubelet and the
+controllers):
+  * a container that exits is restarted by the front end's monitor, through its
+    restart policy (restartPolicy Always/OnFailure -> always/on-failure), with
+    Docker's back-off: nothing here has to notice;
+  * a pod whose infra container is gone (killed, `minirun rm -f`) has lost its
+    network namespace, which the monitor cannot give back: this process replaces
+    it (a Deployment's pod by a new pod, a bare Pod by the same one again), and
+    follows the new pod addresses into the Services' nftables rules;
+  * liveness probes (exec in the container, httpGet from the host to the pod's
+    address, as the kubelet does): after failureThreshold failures the container
+    is SIGKILLed without a manual stop, so the monitor restarts it.
+It reconciles once a second under the kube state lock (play and down take the
+same lock) and leaves by itself when the last object is deleted.  A flock on
+controller.lock held for its whole life keeps it single.
+"""
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+
+INTERVAL = 1.0
+
+
+def _start_time(pid):
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return int(data[data.rfind(b")") + 2:].split()[19])
+
+
+def running_pid(st):
+    """The controller's pid if it runs (pid and start time both match), else None."""
+    try:
+        with open(st.pid_path) as f:
+            pid, start = (int(x) for x in f.read().split())
+    except (OSError, ValueError):
+        return None
+    return pid if _start_time(pid) == start else None
+
+
+def ensure(fe):
+    """Start the controller unless it runs."""
+    from minirun.kube.state import State
+
+    st = State(fe)
+    if running_pid(st):
+        return
+    log = open(os.path.join(st.dir, "controller.log"), "ab")
+    with log:
+        subprocess.Popen([sys.executable, "-m", "minirun.kube.controller", fe.store_root,
+                          fe.root], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                         start_new_session=True, close_fds=True)
+    deadline = time.monotonic() + 10
+    while not running_pid(st) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def stop(fe, timeout=10.0):
+    """Wait for the controller to leave (it does once nothing is recorded); SIGTERM
+    it if it does not."""
+    from minirun.kube.state import State
+
+    st = State(fe)
+    begun = time.monotonic()
+    termed = False
+    while (pid := running_pid(st)) is not None:
+        waited = time.monotonic() - begun
+        if waited > timeout:
+            os.kill(pid, signal.SIGKILL)
+            break
+        if waited > timeout / 2 and not termed:
+            os.kill(pid, signal.SIGTERM)
+            termed = True
+        time.sleep(0.05)
+
+
+class Prober:
+    """Liveness probes, timed per container (kept in memory: a restarted controller
+    simply starts counting again, as a restarted kubelet does)."""
+
+    def __init__(self, fe):
+        self.fe = fe
+        self.timers = {}   # cid -> {"started", "next", "failures"}
+
+    def targets(self, data):
+        for pod in data["pods"].values():
+            for c in pod["spec"]["containers"]:
+                cid = pod["containers"].get(c["name"])
+                if c.get("liveness") and cid:
+                    yield cid, c["liveness"], pod
+
+    def run(self, data, now):
+        from minirun.kube import adapter
+
+        seen = set()
+        for cid, probe, pod in list(self.targets(data)):
+            seen.add(cid)
+            try:
+                rec = self.fe.load(cid)
+            except Exception:
+                continue
+            if adapter.state(self.fe, cid) != "running":
+                continue
+            started = rec["State"].get("StartedAt")
+            t = self.timers.get(cid)
+            if t is None or t["started"] != started:
+                t = self.timers[cid] = {"started": started, "failures": 0,
+                                        "next": now + probe["initialDelaySeconds"]}
+            if now < t["next"]:
+                continue
+            t["next"] = now + probe["periodSeconds"]
+            if self.check(cid, probe, pod):
+                t["failures"] = 0
+                continue
+            t["failures"] += 1
+            if t["failures"] >= probe["failureThreshold"]:
+                print(f"{time.strftime('%H:%M:%S')} liveness probe failed "
+                      f"{t['failures']} times: restarting {pod['name']}/{cid[:12]}", flush=True)
+                adapter.kill_for_restart(self.fe, cid)
+                del self.timers[cid]
+        for cid in set(self.timers) - seen:
+            del self.timers[cid]
+
+    def check(self, cid, probe, pod):
+        from minirun.kube import adapter
+
+        if "exec" in probe:
+            return adapter.exec_probe(self.fe, cid, probe["exec"], probe["timeoutSeconds"])
+        return http_ok(pod.get("ip"), probe["httpGet"]["port"], probe["httpGet"]["path"],
+                       probe["timeoutSeconds"])
+
+
+def http_ok(ip, port, path, timeout):
+    """The kubelet's httpGet: any status from 200 to 399 is a success."""
+    import http.client
+
+    if not ip:
+        return False
+    conn = http.client.HTTPConnection(ip, port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"User-Agent": "kube-probe/minirun"})
+        return 200 <= conn.getresponse().status < 400
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
+
+
+def main(store_root, root):
+    from minirun.frontend.records import Frontend
+    from minirun.kube import api
+    from minirun.kube.state import State
+
+    fe = Frontend(store_root, root)
+    st = State(fe)
+    os.makedirs(st.dir, mode=0o700, exist_ok=True)
+    lock = os.open(os.path.join(st.dir, "controller.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                   0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return 0   # another controller runs
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    with open(st.pid_path + ".tmp", "w") as f:
+        f.write(f"{os.getpid()} {_start_time(os.getpid())}\n")
+    os.replace(st.pid_path + ".tmp", st.pid_path)
+    prober = Prober(fe)
+    try:
+        while not stopping:
+            with st.locked() as data:
+                if st.empty(data):
+                    break
+                for error in api.reconcile(fe, st, data):
+                    print(f"{time.strftime('%H:%M:%S')} {error}", flush=True)
+                snapshot = {"pods": {k: dict(v) for k, v in data["pods"].items()}}
+            prober.run(snapshot, time.monotonic())
+            time.sleep(INTERVAL)
+    finally:
+        try:
+            os.unlink(st.pid_path)
+        except FileNotFoundError:
+            pass
+        if not os.path.exists(st.path):   # nothing left: no log either
+            try:
+                os.unlink(os.path.join(st.dir, "controller.log"))
+            except FileNotFoundError:
+                pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2]))

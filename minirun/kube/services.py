@@ -1,0 +1,149 @@
+"""Services as nftables rules (what kube-proxy's nftables mode does, in small).
+
+One table per store, `ip minirun_kube` (tagged like the network's table for a
+non-default --root), rebuilt whole from the kube state after every change, so
+a rule exists only while a recorded Service explains it:
+
+  prerouting (nat, dstnat)  jump services        # from pods (through the bridge)
+  output     (nat, -100)    jump services        # from the host itself
+  services   ip daddr CLUSTER_IP tcp dport P
+                 dnat to numgen random mod N map { 0 : POD_IP0, 1 : POD_IP1 }:TARGET
+             fib daddr type local tcp dport NODE_PORT  dnat to numgen ... (NodePort)
+  filter_out / filter_fwd (filter)
+             ip daddr SERVICE_CIDR drop      # a ClusterIP without endpoints, or a port
+                                             # it does not serve: nothing leaves the host
+
+numgen random spreads new connections evenly over the pods (conntrack keeps a
+connection on the pod it started on).  Masquerading for the replies is the
+network's own (its `ct status dnat` rules in the minirun table): a DNATed
+packet from a pod back onto the bridge, or from 127.0.0.1, is masqueraded there.
+"""
+import ipaddress
+
+from minirun.network import nat
+
+SERVICE_CIDR = "10.96.0.0/16"   # Kubernetes' default service range is 10.96.0.0/12
+
+
+def table_name(fe):
+    from minirun.network import Store
+
+    tag = Store(fe.root).tag
+    return f"minirun_kube_{tag}" if tag else "minirun_kube"
+
+
+def allocate_ip(services, wanted=None, what="service"):
+    """A free ClusterIP from SERVICE_CIDR (the first one, .1, is kept for the
+    API server by Kubernetes, so it is skipped); `wanted` if given and free."""
+    from minirun.kube.objects import KubeError
+
+    net = ipaddress.ip_network(SERVICE_CIDR)
+    taken = {s["clusterIP"] for s in services.values()}
+    if wanted:
+        try:
+            addr = ipaddress.ip_address(wanted)
+        except ValueError:
+            raise KubeError(f"{what}: spec.clusterIP: Invalid value: {wanted!r}") from None
+        if addr not in net:
+            raise KubeError(f"{what}: spec.clusterIP: Invalid value: {wanted!r}: provided IP is "
+                            f"not in the valid range ({SERVICE_CIDR})")
+        if wanted in taken:
+            raise KubeError(f"{what}: spec.clusterIP: Invalid value: {wanted!r}: provided IP is "
+                            f"already allocated")
+        return wanted
+    for host in net.hosts():
+        if int(host) - int(net.network_address) < 10:
+            continue
+        if str(host) not in taken:
+            return str(host)
+    raise KubeError(f"{what}: no free ClusterIP left in {SERVICE_CIDR}")
+
+
+def allocate_node_port(services, wanted, what):
+    from minirun.kube.objects import NODE_PORT_RANGE, KubeError
+    from minirun.network.ports import _bind_probe
+
+    taken = {p for s in services.values() for p in s.get("nodePorts", {}).values()}
+    if wanted:
+        if wanted in taken:
+            raise KubeError(f"{what}: spec.ports.nodePort: Invalid value: {wanted}: provided "
+                            f"port is already allocated")
+        return wanted
+    for port in range(NODE_PORT_RANGE[0], NODE_PORT_RANGE[1] + 1):
+        if port in taken:
+            continue
+        try:
+            _bind_probe("0.0.0.0", port, "tcp")  # free on the host too
+        except Exception:
+            continue
+        return port
+    raise KubeError(f"{what}: no free node port")
+
+
+def _m(left, right, op="=="):
+    return {"match": {"op": op, "left": left, "right": right}}
+
+
+def _dnat(ips, port):
+    if len(ips) == 1:
+        return {"dnat": {"addr": ips[0], "port": port}}
+    pick = {"numgen": {"mode": "random", "mod": len(ips), "offset": 0}}
+    return {"dnat": {"addr": {"map": {"key": pick, "data": {"set": [[i, ip] for i, ip in
+                                                                    enumerate(ips)]}}},
+                     "port": port}}
+
+
+def ruleset(table, services):
+    """nft JSON commands making `table` serve `services`:
+    {key: {"clusterIP", "ports": [{"port", "targetPort" (int), "nodePort", "protocol"}],
+           "endpoints": [pod IPs]}}."""
+    t = {"family": nat.FAMILY, "table": table}
+    chains = {
+        "prerouting": {"type": "nat", "hook": "prerouting", "prio": -100, "policy": "accept"},
+        "output": {"type": "nat", "hook": "output", "prio": -100, "policy": "accept"},
+        "services": {},
+        "filter_out": {"type": "filter", "hook": "output", "prio": 0, "policy": "accept"},
+        "filter_fwd": {"type": "filter", "hook": "forward", "prio": 0, "policy": "accept"},
+    }
+    cmds = [{"add": {"table": {"family": nat.FAMILY, "name": table}}}]
+    for name, spec in chains.items():
+        cmds.append({"add": {"chain": {**t, "name": name, **spec}}})
+        cmds.append({"flush": {"chain": {**t, "name": name}}})
+
+    def rule(chain, expr, comment=None):
+        r = {**t, "chain": chain, "expr": expr}
+        if comment:
+            r["comment"] = comment[:127]
+        cmds.append({"add": {"rule": r}})
+
+    rule("prerouting", [{"jump": {"target": "services"}}])
+    rule("output", [{"jump": {"target": "services"}}])
+    daddr = {"payload": {"protocol": "ip", "field": "daddr"}}
+    local = _m({"fib": {"result": "type", "flags": ["daddr"]}}, "local")
+    for key in sorted(services):
+        svc = services[key]
+        ips = sorted(svc.get("endpoints") or [], key=lambda a: ipaddress.ip_address(a))
+        if not ips:
+            continue
+        for p in svc["ports"]:
+            proto = p["protocol"].lower()
+            dport = {"payload": {"protocol": proto, "field": "dport"}}
+            target = _dnat(ips, p["targetPort"])
+            rule("services", [_m(daddr, svc["clusterIP"]), _m(dport, p["port"]), target],
+                 f"{key}:{p['port']}")
+            if p.get("nodePort"):
+                rule("services", [local, _m(dport, p["nodePort"]), target],
+                     f"{key} nodePort {p['nodePort']}")
+    cidr = {"prefix": {"addr": SERVICE_CIDR.split("/")[0], "len": int(SERVICE_CIDR.split("/")[1])}}
+    for chain in ("filter_out", "filter_fwd"):
+        rule(chain, [_m(daddr, cidr), {"drop": None}], "no endpoint for this service address")
+    return cmds
+
+
+def sync(fe, services):
+    """Make the table match `services`; no Service left: no table."""
+    table = table_name(fe)
+    if not services:
+        nat.delete_table(table)
+        return
+    nat.run(ruleset(table, services), "rebuild the Services' nftables rules")
