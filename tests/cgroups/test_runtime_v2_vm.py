@@ -1,5 +1,6 @@
 """Real containers under the cgroup v2 driver, run inside the QEMU guest
-(tests/cgroups/run_v2_in_vm.sh runs this file next to test_cgroup_v2_vm.py).
+(tests/cgroups/run_v2_in_vm.sh runs this file next to test_cgroup_v2_vm.py)
+or directly on a cgroup v2 host.
 
 The library-level proof is test_cgroup_v2_vm.py; this one shows the runtime
 itself applying linux.resources on v2: an OOM kill at memory.max seen by
@@ -17,7 +18,7 @@ from minirun import cgroups
 
 pytestmark = [pytest.mark.vm,
               pytest.mark.skipif(cgroups.detect() != "v2",
-                                 reason="needs cgroup v2: run tests/cgroups/run_v2_in_vm.sh")]
+                                 reason="needs cgroup v2 (test_v2_suite_in_guest runs it in a guest)")]
 
 
 def _stats(runtime, cid):
