@@ -18,7 +18,7 @@ fi
 PACKAGES="gcc libc6-dev make python3 python3-venv python3-dev libcap-dev libseccomp-dev
   libseccomp2 busybox-static iproute2 nftables libnftables1 curl openssl libcap2-bin procps
   catatonit
-  umoci skopeo docker-registry containerd podman conmon netavark runc
+  umoci skopeo docker-registry containerd podman conmon netavark runc containernetworking-plugins
   qemu-system-x86 xz-utils ruby"
 missing=""
 for p in $PACKAGES; do
