@@ -95,6 +95,9 @@ def resolve_descriptor(source, desc, platform=None, depth=0):
     if depth > 4:
         raise LayoutError("image indexes nested too deeply")
     data = source.read_blob(desc["digest"])
+    if len(data) != desc["size"]:
+        raise LayoutError(f"manifest {desc['digest']}: {len(data)} bytes, its descriptor "
+                          f"says {desc['size']}")
     doc = mf.load_json(data, "manifest")
     if mf.kind(doc, desc.get("mediaType")) == "index":
         index = mf.parse_index(data)
@@ -258,10 +261,13 @@ def _load_docker_tar(store, tf, members, path):
                 media = {None: mf.DOCKER_LAYER, "gzip": mf.DOCKER_LAYER_GZIP,
                          "zstd": mf.OCI_LAYER_ZSTD}[comp]
                 layers.append({"mediaType": media, "size": m.size, "digest": digest})
-            manifest = {"schemaVersion": 2, "mediaType": mf.DOCKER_MANIFEST,
-                        "config": {"mediaType": mf.DOCKER_CONFIG, "size": len(config_bytes),
-                                   "digest": config_digest},
-                        "layers": layers}
+            # Docker schema2 has no zstd layer type: with one, the manifest is OCI.
+            oci = any(layer["mediaType"] == mf.OCI_LAYER_ZSTD for layer in layers)
+            manifest = {"schemaVersion": 2,
+                        "mediaType": mf.OCI_MANIFEST if oci else mf.DOCKER_MANIFEST,
+                        "config": {"mediaType": mf.OCI_CONFIG if oci else mf.DOCKER_CONFIG,
+                                   "size": len(config_bytes), "digest": config_digest},
+                        "layers": [mf.oci_layer(d) for d in layers] if oci else layers}
             data = json.dumps(manifest, indent=3).encode()
             digest = store.put_bytes(data, what="manifest")
             tags = entry.get("RepoTags") or []

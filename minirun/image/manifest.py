@@ -28,10 +28,16 @@ DOCKER_FOREIGN_GZIP = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip
 
 INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
 MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
-LAYER_TYPES = (OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD, DOCKER_LAYER, DOCKER_LAYER_GZIP,
-               DOCKER_FOREIGN_GZIP, "application/vnd.oci.image.layer.nondistributable.v1.tar",
-               "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-               "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd")
+OCI_LAYER_TYPES = (OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD,
+                   "application/vnd.oci.image.layer.nondistributable.v1.tar",
+                   "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+                   "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd")
+DOCKER_LAYER_TYPES = (DOCKER_LAYER, DOCKER_LAYER_GZIP, DOCKER_FOREIGN_GZIP)
+LAYER_TYPES = OCI_LAYER_TYPES + DOCKER_LAYER_TYPES
+# Manifest type -> (its config type, the layer types it may list): the two
+# families are never mixed within one manifest.
+FAMILIES = {OCI_MANIFEST: (OCI_CONFIG, OCI_LAYER_TYPES),
+            DOCKER_MANIFEST: (DOCKER_CONFIG, DOCKER_LAYER_TYPES)}
 # What we send as Accept when asking a registry for a manifest.
 ACCEPT = ", ".join(INDEX_TYPES + MANIFEST_TYPES)
 
@@ -108,19 +114,49 @@ def parse_index(data):
 
 
 def parse_manifest(data):
+    """A single-platform image manifest, its media types checked: the config
+    must be an image config and every layer a layer type, all of one family
+    (OCI, or Docker schema2), as the specs require.  An OCI manifest may omit
+    its own mediaType (image-spec 1.0); descriptors may not."""
     doc = load_json(data, "image manifest")
-    if doc.get("mediaType") and doc["mediaType"] not in MANIFEST_TYPES:
-        raise ManifestError(f"unsupported manifest media type {doc['mediaType']!r}")
-    check_descriptor(doc.get("config"), "config descriptor")
+    media = doc.get("mediaType")
+    if media is not None and media not in MANIFEST_TYPES:
+        raise ManifestError(f"unsupported manifest media type {media!r}")
+    if doc.get("schemaVersion") != 2:
+        raise ManifestError(f"invalid image manifest: schemaVersion {doc.get('schemaVersion')!r}"
+                            f" (want 2)")
+    config = check_descriptor(doc.get("config"), "config descriptor")
     layers = doc.get("layers")
     if not isinstance(layers, list):
         raise ManifestError("invalid image manifest: no layers list")
+    config_type, layer_types = FAMILIES[media or OCI_MANIFEST]
+    if config.get("mediaType") != config_type:
+        raise ManifestError(f"config {config['digest']}: media type "
+                            f"{config.get('mediaType')!r} in a {_family(media)} manifest "
+                            f"(want {config_type})")
     for layer in layers:
         check_descriptor(layer, "layer descriptor")
-        media = layer.get("mediaType", OCI_LAYER_GZIP)
-        if media not in LAYER_TYPES:
-            raise ManifestError(f"layer {layer['digest']}: unsupported media type {media!r}")
+        ltype = layer.get("mediaType")
+        if ltype not in layer_types:
+            why = "from the other family in" if ltype in LAYER_TYPES else "unsupported in"
+            raise ManifestError(f"layer {layer['digest']}: media type {ltype!r} {why} a "
+                                f"{_family(media)} manifest")
     return doc
+
+
+_DOCKER_TO_OCI = {DOCKER_LAYER: OCI_LAYER, DOCKER_LAYER_GZIP: OCI_LAYER_GZIP,
+                  DOCKER_FOREIGN_GZIP: "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"}
+
+
+def oci_layer(desc):
+    """A layer descriptor with the OCI media type for the same bytes (for an
+    OCI manifest made over layers of a Docker schema2 image: the types of
+    one manifest must not be mixed)."""
+    return dict(desc, mediaType=_DOCKER_TO_OCI.get(desc.get("mediaType"), desc.get("mediaType")))
+
+
+def _family(manifest_type):
+    return "Docker schema2" if manifest_type == DOCKER_MANIFEST else "OCI"
 
 
 def parse_config(data):
@@ -213,6 +249,9 @@ class Image:
         self.manifest = parse_manifest(raw)
         self.config_digest = self.manifest["config"]["digest"]
         self.config_bytes = source.read_blob(self.config_digest)
+        if len(self.config_bytes) != self.manifest["config"]["size"]:
+            raise ManifestError(f"config {self.config_digest}: {len(self.config_bytes)} bytes, "
+                                f"its descriptor says {self.manifest['config']['size']}")
         self.config = parse_config(self.config_bytes)
         self.layers = self.manifest["layers"]
         self.diff_ids = self.config["rootfs"]["diff_ids"]

@@ -87,7 +87,8 @@ def _unpack_layer(store, image, layer, diff_id, final, lower_dirs, n):
         root_fd = unpack.open_root(target)
         with image.source.open_blob(layer["digest"]) as raw:
             unpack.apply_layer(root_fd, raw, layer["digest"], diff_id,
-                               name=f"layer {n} ({layer['digest'][:19]})")
+                               name=f"layer {n} ({layer['digest'][:19]})",
+                               size=layer["size"], media_type=layer["mediaType"])
         os.close(root_fd)
         root_fd = None
         if mounted:

@@ -26,30 +26,27 @@ never entries of the same layer.  The per-layer overlayfs cache (overlay.py)
 applies a layer through an overlay mount of the layers below it, so the kernel
 records those deletions as overlay whiteouts in the new layer's directory.
 
-Each layer stream is decompressed and hashed on a background thread (zlib,
-zstandard and hashlib release the GIL), so inflating overlaps with the file
-writes of the main thread.  The compressed digest and the diff_id are checked
-when the stream ends; callers unpack into a temporary directory and discard it
-on mismatch.
+Each layer stream is decompressed and checked on a background thread
+(layerstream.py).  The compressed digest and the diff_id are known only when
+the stream ends; callers unpack into a temporary directory and discard it on
+any error.
 """
 import collections
 import errno
-import hashlib
 import os
-import queue
 import shutil
 import stat
 import tarfile
-import threading
-import zlib
 
-from minirun.errors import MinirunError
+from minirun.image import sparse
+from minirun.image.layerstream import (DigestMismatch, LayerStream, LimitExceeded,  # noqa: F401
+                                       Limits, UnpackError, sniff_compression)
 from minirun.linux.paths import mkdirs_in_root, open_in_root
 
-WHITEOUT_PREFIX = ".wh."
-OPAQUE = ".wh..wh..opq"
-_CHUNK = 1 << 20
-_QUEUE_DEPTH = 6
+# Names are bytes from the tar header to the syscall: never decoded, so any
+# name a layer holds (UTF-8 or not) is written as it is.
+WHITEOUT_PREFIX = b".wh."
+OPAQUE = b".wh..wh..opq"
 _DIR_CACHE_MAX = 512
 _WRITERS = 2
 _ASYNC_MAX = 1 << 20      # files up to this size are written by the pool
@@ -57,273 +54,31 @@ _ASYNC_QUEUE = 64         # at most this many files...
 _ASYNC_BYTES = 8 << 20    # ...and this much data in flight
 
 
-class UnpackError(MinirunError):
-    pass
-
-
-class DigestMismatch(UnpackError):
-    pass
-
-
-# --- decompress + hash, on a thread ---------------------------------------------------------
-
-def sniff_compression(head):
-    if head[:2] == b"\x1f\x8b":
-        return "gzip"
-    if head[:4] == b"\x28\xb5\x2f\xfd":
-        return "zstd"
-    return None
-
-
-class _HashingReader:
-    """A raw file wrapper that hashes what is read through it."""
-
-    def __init__(self, raw, hasher, head=b""):
-        self.raw, self.hasher, self.head = raw, hasher, head
-        self.size = 0
-        if head:
-            hasher.update(head)
-            self.size += len(head)
-
-    def read(self, n=-1):
-        if self.head:
-            out, self.head = self.head, b""
-            return out
-        data = self.raw.read(n if n and n > 0 else _CHUNK)
-        self.hasher.update(data)
-        self.size += len(data)
-        return data
-
-
-class LayerStream:
-    """A forward-only file object over the uncompressed tar of one layer.
-
-    Reads `raw` (a binary file object of the blob as stored) on a thread,
-    decompresses it (gzip, zstd or none, sniffed from the magic bytes), hashes
-    the compressed bytes with the algorithm of `digest` and the uncompressed
-    ones with sha256.  Supports what tarfile needs: read, tell, forward seek.
-    """
-
-    def __init__(self, raw, digest=None, diff_id=None, name="layer"):
-        self.name = name
-        self.expected_digest = digest
-        self.expected_diff_id = diff_id
-        algo = (digest or "sha256:").partition(":")[0]
-        self._compressed_hash = hashlib.new(algo)
-        self._diff_hash = hashlib.sha256()
-        self._raw = raw
-        self._queue = queue.Queue(_QUEUE_DEPTH)
-        self._stop = False
-        self._chunk = b""
-        self._off = 0           # offset inside _chunk
-        self._pos = 0           # stream position of _chunk[_off]
-        self._eof = False
-        self.compressed_size = 0
-        self.compression = None
-        self._thread = threading.Thread(target=self._produce, name=f"inflate {name}", daemon=True)
-        self._thread.start()
-
-    # producer side (thread)
-    def _put(self, item):
-        while not self._stop:
-            try:
-                self._queue.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _produce(self):
-        try:
-            head = self._raw.read(4)
-            self.compression = sniff_compression(head)
-            reader = _HashingReader(self._raw, self._compressed_hash, head)
-            diff_hash = self._diff_hash
-            if self.compression == "gzip":
-                self._inflate_gzip(reader, diff_hash)
-            elif self.compression == "zstd":
-                import zstandard
-
-                dec = zstandard.ZstdDecompressor().stream_reader(
-                    reader, read_size=_CHUNK, read_across_frames=True)
-                while not self._stop:
-                    out = dec.read(_CHUNK)
-                    if not out:
-                        break
-                    diff_hash.update(out)
-                    if not self._put(out):
-                        return
-            else:
-                while not self._stop:
-                    out = reader.read(_CHUNK)
-                    if not out:
-                        break
-                    diff_hash.update(out)
-                    if not self._put(out):
-                        return
-            self.compressed_size = reader.size
-            self._put(None)
-        except BaseException as e:  # handed to the consumer, which raises it
-            self._put(e)
-
-    def _inflate_gzip(self, reader, diff_hash):
-        dec = zlib.decompressobj(31)
-        pending = b""
-        while not self._stop:
-            if not pending:
-                pending = reader.read(_CHUNK)
-                if not pending:
-                    while not dec.eof:  # output zlib still holds back
-                        out = dec.decompress(b"", _CHUNK)
-                        if not out:
-                            break
-                        diff_hash.update(out)
-                        if not self._put(out):
-                            return
-                    if not dec.eof:
-                        raise UnpackError(f"{self.name}: truncated gzip stream")
-                    return
-            if dec.eof:
-                # Another gzip member follows (pigz, concatenated streams), or padding.
-                if not pending.strip(b"\0"):
-                    pending = b""
-                    continue
-                dec = zlib.decompressobj(31)
-            # max_length bounds memory against compression bombs.
-            out = dec.decompress(pending, _CHUNK)
-            pending = dec.unused_data if dec.eof else dec.unconsumed_tail
-            if out:
-                diff_hash.update(out)
-                if not self._put(out):
-                    return
-
-    # consumer side
-    def _next_chunk(self):
-        if self._eof:
-            return False
-        item = self._queue.get()
-        if item is None:
-            self._eof = True
-            self._thread.join()
-            return False
-        if isinstance(item, BaseException):
-            self._eof = True
-            if isinstance(item, (zlib.error, OSError)) or type(item).__name__ == "ZstdError":
-                raise UnpackError(f"{self.name}: cannot decompress: {item}") from item
-            raise item
-        self._chunk, self._off = item, 0
-        return True
-
-    def read(self, n=-1):
-        if n is None or n < 0:
-            parts = [self._chunk[self._off:]]
-            self._pos += len(parts[0])
-            self._chunk, self._off = b"", 0
-            while self._next_chunk():
-                parts.append(self._chunk)
-                self._pos += len(self._chunk)
-                self._chunk = b""
-            return b"".join(parts)
-        avail = len(self._chunk) - self._off
-        if n <= avail:
-            out = self._chunk[self._off:self._off + n]
-            self._off += n
-            self._pos += n
-            return out
-        parts = []
-        while n > 0:
-            avail = len(self._chunk) - self._off
-            if avail == 0:
-                if not self._next_chunk():
-                    break
-                continue
-            take = min(avail, n)
-            parts.append(self._chunk[self._off:self._off + take])
-            self._off += take
-            self._pos += take
-            n -= take
-        return b"".join(parts)
-
-    def tell(self):
-        return self._pos
-
-    def seek(self, pos, whence=0):
-        if whence != 0 or pos < self._pos:
-            raise OSError(errno.ESPIPE, "layer stream only seeks forward")
-        self.skip(pos - self._pos)
-        return self._pos
-
-    def skip(self, n):
-        while n > 0:
-            avail = len(self._chunk) - self._off
-            if avail == 0:
-                if not self._next_chunk():
-                    raise UnpackError(f"{self.name}: unexpected end of tar data")
-                continue
-            take = min(avail, n)
-            self._off += take
-            self._pos += take
-            n -= take
-
-    def copy_to_fd(self, fd, n):
-        """Write the next n bytes of the stream to fd."""
-        while n > 0:
-            avail = len(self._chunk) - self._off
-            if avail == 0:
-                if not self._next_chunk():
-                    raise UnpackError(f"{self.name}: unexpected end of tar data")
-                continue
-            take = min(avail, n)
-            view = memoryview(self._chunk)[self._off:self._off + take]
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            self._off += take
-            self._pos += take
-            n -= take
-
-    def finish(self):
-        """Drain the stream (tar padding after the end marker counts too) and
-        check both digests; returns (digest, diff_id)."""
-        self._chunk, self._off = b"", 0
-        while self._next_chunk():
-            self._pos += len(self._chunk)
-            self._chunk = b""
-        digest = f"{self._compressed_hash.name}:{self._compressed_hash.hexdigest()}"
-        diff_id = f"sha256:{self._diff_hash.hexdigest()}"
-        if self.expected_digest and digest != self.expected_digest:
-            raise DigestMismatch(f"{self.name}: blob {self.expected_digest} digest mismatch "
-                                 f"(content hashes to {digest})")
-        if self.expected_diff_id and diff_id != self.expected_diff_id:
-            raise DigestMismatch(f"{self.name}: uncompressed layer does not match diff_id "
-                                 f"{self.expected_diff_id} (hashes to {diff_id})")
-        return digest, diff_id
-
-    def close(self):
-        self._stop = True
-        try:
-            while True:
-                self._queue.get_nowait()
-        except queue.Empty:
-            pass
-        self._thread.join(timeout=5)
-
-
 # --- the extractor ---------------------------------------------------------------------------
 
+def raw_name(text):
+    """A name as tarfile decoded it (utf-8, surrogateescape) -> its bytes."""
+    return text.encode("utf-8", "surrogateescape")
+
+
+def show(name):
+    """A bytes name for a message (never for a syscall)."""
+    return name.decode("utf-8", "backslashreplace")
+
+
 def clean_name(name):
-    """Lexically clean a member name relative to the root ('' is the root).
-    `..` at the top stays at the top, as in a chroot."""
+    """Lexically clean a member name (bytes) relative to the root (b'' is the
+    root).  `..` at the top stays at the top, as in a chroot."""
     parts = []
-    for part in name.split("/"):
-        if part in ("", "."):
+    for part in name.split(b"/"):
+        if part in (b"", b"."):
             continue
-        if part == "..":
+        if part == b"..":
             if parts:
                 parts.pop()
             continue
         parts.append(part)
-    return "/".join(parts)
+    return b"/".join(parts)
 
 
 def _lstat(name, dir_fd):
@@ -359,9 +114,10 @@ def _ns(seconds):
 class Extractor:
     """Applies layers to the directory open at root_fd (see module doc)."""
 
-    def __init__(self, root_fd, chown=True):
+    def __init__(self, root_fd, chown=True, limits=None):
         self.root_fd = root_fd
         self.chown = chown
+        self.limits = limits or Limits()
         self._dirs = {}
         self._stale = []
         self._pending = {}  # (parent dev, ino, name) -> future of its write
@@ -397,14 +153,16 @@ class Extractor:
             try:
                 fd = mkdirs_in_root(self.root_fd, path)
             except OSError as e:
-                raise UnpackError(f"cannot create directory /{path}: {e.strerror}") from None
+                raise UnpackError(f"cannot create directory /{show(path)}: {e.strerror}") \
+                    from None
         except NotADirectoryError:
             if not create:
                 return None
-            raise UnpackError(f"/{path} is not a directory") from None
+            raise UnpackError(f"/{show(path)} is not a directory") from None
         except OSError as e:
             if e.errno == errno.ELOOP:
-                raise UnpackError(f"/{path}: too many levels of symbolic links") from None
+                raise UnpackError(f"/{show(path)}: too many levels of symbolic links") \
+                    from None
             raise
         if len(self._dirs) >= _DIR_CACHE_MAX:
             self._forget_dirs()
@@ -417,7 +175,7 @@ class Extractor:
         self._drain()
         self._fresh = False
         if stat.S_ISDIR(st.st_mode):
-            shutil.rmtree(name, dir_fd=pfd)
+            _rmtree(name, pfd)
             self._forget_dirs()
         else:
             os.unlink(name, dir_fd=pfd)
@@ -429,7 +187,8 @@ class Extractor:
         """Apply one layer from a LayerStream (or any forward-readable tar file)."""
         self._layer = set()
         self._dir_times = []
-        self._touched = {}  # parent dirs this layer changed -> their times before
+        self._touched = {}  # (dev, ino) of dirs this layer changed -> (name, times before)
+        self._touched_names = set()
         # Into an empty directory, a name this layer has not made yet cannot
         # exist if its parent was made by this layer without going through a
         # symlink: skip the lstat (a third of the work on a big first layer).
@@ -437,12 +196,14 @@ class Extractor:
         # through a symlink) turns this off for the rest of the layer.
         with os.scandir(self.root_fd) as it:
             self._fresh = next(it, None) is None
-        self._real_dirs = {""}
+        self._real_dirs = {b""}
         from concurrent.futures import ThreadPoolExecutor
 
         self._pool = ThreadPoolExecutor(_WRITERS, thread_name_prefix="unpack-write")
         try:
-            tf = tarfile.TarFile(fileobj=stream, mode="r", errorlevel=2)
+            # utf-8 + surrogateescape: every name maps back to its exact bytes.
+            tf = tarfile.TarFile(fileobj=stream, mode="r", errorlevel=2, encoding="utf-8",
+                                 errors="surrogateescape")
         except tarfile.TarError as e:
             raise UnpackError(f"{getattr(stream, 'name', 'layer')}: not a tar archive: {e}") \
                 from None
@@ -458,8 +219,11 @@ class Extractor:
                 tf.members.clear()  # keep memory flat on big layers
                 if self._stale:
                     self._close_stale()
-                self._entry(stream, member)
                 self.entries += 1
+                if self.entries > self.limits.max_entries:
+                    raise self.limits.too_many(getattr(stream, "name", "layer"))
+                self._tf = tf
+                self._entry(stream, member)
             self._drain()
             self._restore_dir_times()
         finally:
@@ -513,23 +277,22 @@ class Extractor:
             os.close(fd)
 
     def _entry(self, stream, m):
-        path = clean_name(m.name)
+        path = clean_name(raw_name(m.name))
         if not path:
             if not m.isdir():
                 raise UnpackError(f"layer entry {m.name!r} would replace the root directory")
             self._set_meta_fd(self.root_fd, m, _xattrs(m))
-            self._dir_times.append(("", m))
+            self._dir_times.append((b"", m))
             return
-        parent, _, base = path.rpartition("/")
+        parent, _, base = path.rpartition(b"/")
         if base.startswith(WHITEOUT_PREFIX):
             return self._whiteout(parent, base)
-        if m.issparse():
-            raise UnpackError(f"/{path}: sparse files are not supported in layers")
+        if m.isreg() and m.size > self.limits.max_bytes:
+            raise self.limits.too_big(f"/{show(path)}")
         if m.islnk():
             return self._hardlink(path, parent, base, m)
         pfd = self._parent(parent)
-        if parent not in self._touched:
-            self._touch(parent, pfd)
+        self._touch(parent, pfd)
         # Keyed by the real directory, not the name: `lib/x` and `usr/lib/x`
         # are one file when lib -> usr/lib.
         key = (*self._ids[pfd], base)
@@ -566,7 +329,11 @@ class Extractor:
             return
         if existing is not None:
             self._remove(pfd, base, existing)
-        if m.isreg() and m.size <= _ASYNC_MAX:
+        if m.issparse():
+            self._drain()
+            sparse.write_sparse(stream, m, pfd, base, self._tar_offset(), show(path))
+            self._set_meta_at(pfd, base, m, xattrs)
+        elif m.isreg() and m.size <= _ASYNC_MAX:
             self._submit(key, pfd, base, m, xattrs, stream.read(m.size) if m.size else b"")
         elif m.isreg():
             fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -579,7 +346,7 @@ class Extractor:
             finally:
                 os.close(fd)
         elif m.issym():
-            os.symlink(m.linkname, base, dir_fd=pfd)
+            os.symlink(raw_name(m.linkname), base, dir_fd=pfd)
             self._set_meta_at(pfd, base, m, xattrs, symlink=True)
         elif m.ischr() or m.isblk() or m.isfifo():
             kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK if m.isblk() else stat.S_IFIFO
@@ -587,8 +354,13 @@ class Extractor:
             os.mknod(base, kind | 0o600, dev, dir_fd=pfd)
             self._set_meta_at(pfd, base, m, xattrs)
         else:
-            raise UnpackError(f"/{path}: unsupported tar entry type {m.type!r}")
+            raise UnpackError(f"/{show(path)}: unsupported tar entry type {m.type!r}")
         self._layer.add(path)
+
+    def _tar_offset(self):
+        """Where tarfile will look for the next header: a sparse member's
+        data must end before it."""
+        return self._tf.offset
 
     def _times(self, m):
         mtime = _ns(m.mtime)
@@ -611,7 +383,7 @@ class Extractor:
             os.chmod(base, m.mode & 0o7777, dir_fd=pfd)
         for name, value in xattrs.items():
             # lsetxattr through the parent's fd: the last component is not followed.
-            self._setxattr(f"{_proc(pfd)}/{base}", name, value, follow=False)
+            self._setxattr(_proc(pfd).encode() + b"/" + base, name, value, follow=False)
         os.utime(base, ns=self._times(m), dir_fd=pfd, follow_symlinks=False)
 
     @staticmethod
@@ -633,31 +405,38 @@ class Extractor:
                     pass
 
     def _touch(self, path, fd):
+        """Remember a directory's times before this layer first changes it.
+        Keyed by the directory itself, not the name: `lib/x` with lib ->
+        usr/lib changes usr/lib, whose times must come back."""
+        if path in self._touched_names:
+            return
+        self._touched_names.add(path)
+        key = self._ids.get(fd)
         st = os.fstat(fd)
-        self._touched[path] = (st.st_atime_ns, st.st_mtime_ns)
+        key = key or (st.st_dev, st.st_ino)
+        if key not in self._touched:
+            self._touched[key] = (path, (st.st_atime_ns, st.st_mtime_ns))
 
     def _restore_dir_times(self):
         # Adding and removing children changed the directories' mtimes: put
         # back the times of directories this layer has no entry for (as umoci
-        # does), then set those of the layer's own directory entries.
-        own = {path for path, _ in self._dir_times}
-        for path, times in self._touched.items():
-            if path in own:
-                continue
-            if not path:
-                os.utime(self.root_fd, ns=times)
-                continue
-            parent, _, base = path.rpartition("/")
-            pfd = self._parent(parent, create=False)
-            if pfd is not None:
-                st = _lstat(base, pfd)
-                if st is not None and stat.S_ISDIR(st.st_mode):
-                    os.utime(base, ns=times, dir_fd=pfd, follow_symlinks=False)
+        # does), then set those of the layer's own directory entries.  The
+        # saved name is resolved inside the root again (it may go through
+        # symlinks), and the times are set on what it resolves to.
+        for path, times in self._touched.values():
+            try:
+                fd = open_in_root(self.root_fd, path, os.O_PATH | os.O_DIRECTORY)
+            except OSError:
+                continue  # removed, or no longer a directory
+            try:
+                os.utime(_proc(fd), ns=times)
+            finally:
+                os.close(fd)
         for path, m in reversed(self._dir_times):
             if not path:
                 os.utime(self.root_fd, ns=self._times(m))
                 continue
-            parent, _, base = path.rpartition("/")
+            parent, _, base = path.rpartition(b"/")
             pfd = self._parent(parent, create=False)
             if pfd is None:
                 continue
@@ -669,21 +448,20 @@ class Extractor:
         self._drain()
         if parent not in self._real_dirs:
             self._fresh = False
-        target = clean_name(m.linkname)
+        target = clean_name(raw_name(m.linkname))
         if not target:
-            raise UnpackError(f"/{path}: hard link to the root directory")
+            raise UnpackError(f"/{show(path)}: hard link to the root directory")
         if target == path:
             return
-        tparent, _, tbase = target.rpartition("/")
+        tparent, _, tbase = target.rpartition(b"/")
         tpfd = self._parent(tparent, create=False)
         tst = _lstat(tbase, tpfd) if tpfd is not None else None
         pfd = self._parent(parent)
-        if parent not in self._touched:
-            self._touch(parent, pfd)
+        self._touch(parent, pfd)
         if tst is None:
-            raise UnpackError(f"/{path}: hard link target /{target} does not exist")
+            raise UnpackError(f"/{show(path)}: hard link target /{show(target)} does not exist")
         if stat.S_ISDIR(tst.st_mode):
-            raise UnpackError(f"/{path}: hard link to a directory /{target}")
+            raise UnpackError(f"/{show(path)}: hard link to a directory /{show(target)}")
         existing = _lstat(base, pfd)
         if existing is not None:
             if existing.st_ino == tst.st_ino and existing.st_dev == tst.st_dev:
@@ -697,9 +475,9 @@ class Extractor:
         if base == OPAQUE:
             return self._opaque(parent)
         victim = base[len(WHITEOUT_PREFIX):]
-        if victim in ("", ".", ".."):
-            raise UnpackError(f"invalid whiteout {parent}/{base}")
-        vpath = f"{parent}/{victim}" if parent else victim
+        if victim in (b"", b".", b".."):
+            raise UnpackError(f"invalid whiteout {show(parent)}/{show(base)}")
+        vpath = parent + b"/" + victim if parent else victim
         if vpath in self._layer:
             return  # a whiteout only hides lower layers, never its own layer
         pfd = self._parent(parent, create=False)
@@ -707,8 +485,7 @@ class Extractor:
             return
         existing = _lstat(victim, pfd)
         if existing is not None:
-            if parent not in self._touched:
-                self._touch(parent, pfd)
+            self._touch(parent, pfd)
             self._remove(pfd, victim, existing)
 
     def _opaque(self, parent):
@@ -717,8 +494,7 @@ class Extractor:
         except (FileNotFoundError, NotADirectoryError):
             return
         try:
-            if parent not in self._touched:
-                self._touch(parent, fd)
+            self._touch(parent, fd)
             self._clear_lower(fd, parent)
         finally:
             os.close(fd)
@@ -726,10 +502,10 @@ class Extractor:
     def _clear_lower(self, dfd, dpath):
         """Remove what lower layers put in a directory, keeping this layer's."""
         removed = False
-        with os.scandir(dfd) as entries:
-            names = [(e.name, e.is_dir(follow_symlinks=False)) for e in entries]
+        with os.scandir(dfd) as entries:  # str names from an fd: back to bytes
+            names = [(os.fsencode(e.name), e.is_dir(follow_symlinks=False)) for e in entries]
         for name, is_dir in names:
-            cpath = f"{dpath}/{name}" if dpath else name
+            cpath = dpath + b"/" + name if dpath else name
             if cpath in self._layer:
                 if is_dir:
                     sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dfd)
@@ -740,7 +516,7 @@ class Extractor:
                 continue
             self._fresh = False
             if is_dir:
-                shutil.rmtree(name, dir_fd=dfd)
+                _rmtree(name, dfd)
             else:
                 os.unlink(name, dir_fd=dfd)
             removed = True
@@ -750,6 +526,12 @@ class Extractor:
 
 def _proc(fd):
     return f"/proc/self/fd/{fd}"
+
+
+def _rmtree(name, dir_fd):
+    # shutil joins str names for its messages; fsdecode/fsencode round-trip
+    # any bytes exactly, so the name reaching the kernel is unchanged.
+    shutil.rmtree(os.fsdecode(name), dir_fd=dir_fd)
 
 
 def open_root(path, create=False):
@@ -762,16 +544,21 @@ def open_root(path, create=False):
         raise UnpackError(f"cannot open {path}: {e.strerror}") from None
 
 
-def apply_layer(root_fd, raw, digest=None, diff_id=None, name="layer", chown=True):
+def apply_layer(root_fd, raw, digest=None, diff_id=None, name="layer", chown=True,
+                size=None, media_type=None, limits=None):
     """Apply one layer blob (open binary file) to the directory at root_fd,
-    verifying its digest and diff_id.  Returns (digest, diff_id, entries)."""
-    stream = LayerStream(raw, digest, diff_id, name)
+    verifying its digest and diff_id, and when given its size and that its
+    compression is the one media_type names.  Returns (digest, diff_id, entries)."""
+    limits = limits or Limits.from_env()
+    stream = LayerStream(raw, digest, diff_id, name, size=size, media_type=media_type,
+                         limits=limits)
     try:
-        ex = Extractor(root_fd, chown=chown)
+        ex = Extractor(root_fd, chown=chown, limits=limits)
         try:
             ex.apply(stream)
         except OSError as e:  # the kernel refused something the layer asked for
-            what = f" {e.filename}" if e.filename else ""
+            what = e.filename if e.filename else ""
+            what = f" {show(what) if isinstance(what, bytes) else what}" if what else ""
             raise UnpackError(f"{name}: cannot create{what}: {e.strerror or e}") from None
         got_digest, got_diff_id = stream.finish()
         return got_digest, got_diff_id, ex.entries
@@ -779,9 +566,11 @@ def apply_layer(root_fd, raw, digest=None, diff_id=None, name="layer", chown=Tru
         stream.close()
 
 
-def unpack_image(image, rootfs, chown=True):
+def unpack_image(image, rootfs, chown=True, limits=None):
     """Apply all layers of an Image (from a Store or OCI layout) to the
-    directory rootfs, in order, verifying every digest and diff_id."""
+    directory rootfs, in order, verifying every blob against its descriptor
+    (size, digest, compression) and its diff_id."""
+    limits = limits or Limits.from_env()
     root_fd = open_root(rootfs)
     try:
         total = 0
@@ -789,7 +578,8 @@ def unpack_image(image, rootfs, chown=True):
             with image.source.open_blob(layer["digest"]) as raw:
                 _, _, entries = apply_layer(root_fd, raw, layer["digest"], diff_id,
                                             name=f"layer {n} ({layer['digest'][:19]})",
-                                            chown=chown)
+                                            chown=chown, size=layer["size"],
+                                            media_type=layer["mediaType"], limits=limits)
             total += entries
         return total
     finally:

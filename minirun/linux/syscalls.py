@@ -84,7 +84,7 @@ def _check(ret, what, path=None):
 def _cstr(s):
     if s is None:
         return ffi.NULL
-    return s.encode() if isinstance(s, str) else s
+    return os.fsencode(s) if isinstance(s, str) else s  # a name's bytes, surrogates kept
 
 
 def _flag_names(flags, table):
