@@ -234,6 +234,7 @@ class Monitor:
         self.seq = itertools.count()
         self.idle_since = time.monotonic()
         self.listener = None
+        self.dns = None            # the embedded DNS resolver, once a container needs it
 
     # --- timers ----------------------------------------------------------------
     def call_later(self, delay, callback):
@@ -580,6 +581,10 @@ class Monitor:
         c.pid = msg["pid"]
         c.state = "running"
         c.started_at = time.monotonic()
+        if msg.get("dns") == 2 and len(fds) >= 2:
+            # UDP and TCP 127.0.0.11:53 made in its netns: we answer there
+            self.resolver().add(c.id, fds[-2], fds[-1])
+            fds = fds[:-2]
         if fds:
             c.master = fds[0]
             _nonblock(c.master)
@@ -717,7 +722,17 @@ class Monitor:
             c.report = None
 
     # --- exit ----------------------------------------------------------------------
+    def resolver(self):
+        """The embedded DNS resolver, made on first use (minirun/dns/server.py)."""
+        if self.dns is None:
+            from minirun.dns.server import Resolver
+
+            self.dns = Resolver(self.root, self.sel, self.call_later)
+        return self.dns
+
     def _init_exited(self, c, status):
+        if self.dns is not None:
+            self.dns.remove(c.id)   # its sockets would keep the netns alive
         c.status = status
         c.state = "draining"
         self._cancel_health(c)

@@ -274,8 +274,11 @@ def _write_files(store, ep, dns_opts):
     else:
         own = [ep["hostname"], *ep.get("aliases", [])]
         # Without an address (none) the hostname still resolves, Debian-style, to 127.0.1.1.
-        hosts = dns.hosts(ep.get("ip") or "127.0.1.1", own, _peers(store, ep) if ep["mode"] == "bridge" else ())
-        resolv = dns.resolv_conf(**dns_opts)
+        # With the embedded resolver, peers are found through it (all replicas
+        # of a name), not through /etc/hosts, which is read first and knows one.
+        peers = _peers(store, ep) if ep["mode"] == "bridge" and not ep.get("dns") else ()
+        hosts = dns.hosts(ep.get("ip") or "127.0.1.1", own, peers)
+        resolv = dns.embedded_resolv_conf() if ep.get("dns") else dns.resolv_conf(**dns_opts)
     write_in_place(paths["/etc/hosts"], hosts)
     write_in_place(paths["/etc/hostname"], dns.hostname_file(ep["hostname"]))
     write_in_place(paths["/etc/resolv.conf"], resolv)
@@ -288,7 +291,7 @@ def _refresh_peers(store, network):
     if not net or net.get("default"):
         return
     for ep in store.endpoints():
-        if ep.get("mode") == "bridge" and ep.get("network") == network:
+        if ep.get("mode") == "bridge" and ep.get("network") == network and not ep.get("dns"):
             path = os.path.join(store.files_dir(ep["container_id"]), "hosts")
             if os.path.exists(path):
                 own = [ep["hostname"], *ep.get("aliases", [])]
@@ -299,6 +302,7 @@ def _refresh_peers(store, network):
 def _result(store, ep):
     out = {k: ep.get(k) for k in ("container_id", "mode", "network", "ip", "prefixlen", "gateway", "mac",
                                   "bridge", "host_veth", "ifname", "hostname", "aliases", "ports")}
+    out["embedded_dns"] = ep.get("dns") == "embedded"
     if ep["mode"] == "container":
         owner = store.endpoint(ep["shares"]) or {}
         out.update({k: owner.get(k) for k in ("network", "ip", "prefixlen", "gateway", "mac")})
@@ -367,7 +371,7 @@ def _detach(store, container_id):
 
 
 def attach(container_id, netns=None, network=DEFAULT_NETWORK, publish=(), hostname=None, aliases=(),
-           dns_servers=None, dns_search=None, dns_options=None, root=DEFAULT_ROOT):
+           dns_servers=None, dns_search=None, dns_options=None, embedded_dns=False, root=DEFAULT_ROOT):
     """Give a created container its network; returns what was set up.
 
     container_id  the container's id (the endpoint is keyed by it)
@@ -378,6 +382,9 @@ def attach(container_id, netns=None, network=DEFAULT_NETWORK, publish=(), hostna
     hostname      written to /etc/hostname and /etc/hosts (default: the id's first 12 chars)
     aliases       more names peers on a user-defined network find this container by
     dns_*         override the host-derived nameservers / search domains / options
+    embedded_dns  on a user-defined network: resolv.conf names 127.0.0.11, whose
+                  sockets the caller opens (network/embedded.py) and serves
+                  (dns/server.py); /etc/hosts then lists only the container itself
 
     Returns {"container_id", "mode", "network", "ip", "prefixlen", "gateway", "mac",
     "bridge", "host_veth", "ifname", "hostname", "aliases", "ports" (with chosen host
@@ -431,6 +438,8 @@ def attach(container_id, netns=None, network=DEFAULT_NETWORK, publish=(), hostna
                 _write_files(store, ep, dns_opts)
                 return _result(store, ep)
             net = _network(store, name)
+            if embedded_dns and not net.get("default"):
+                ep["dns"] = "embedded"
             published = [p for o in store.endpoints() for p in o.get("ports") or ()]
             claimed = portmap.claim(wanted, published)
             ip = ipam.allocate(net, container_id)

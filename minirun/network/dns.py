@@ -1,8 +1,9 @@
 """Name files for a container: /etc/hosts, /etc/hostname, /etc/resolv.conf.
 
-minirun runs no DNS server.  Containers on a user-defined network find each
-other by name through /etc/hosts, which is rewritten (in place, so bind mounts
-see it) whenever a container joins or leaves the network.  resolv.conf is the
+Containers on a user-defined network find each other by name through
+/etc/hosts, which is rewritten (in place, so bind mounts see it) whenever a
+container joins or leaves the network; or, when the front end serves the
+embedded resolver for them (minirun/dns/), through 127.0.0.11.  resolv.conf is the
 host's, minus loopback stub resolvers (systemd-resolved's 127.0.0.53, dnsmasq's
 127.0.0.1) that cannot be reached from inside another network namespace.
 """
@@ -79,6 +80,22 @@ def resolv_conf(dns=None, dns_search=None, dns_options=None, host_path=HOST_RESO
         kept.append("# the host has no nameserver reachable from a container; using public ones")
         kept += [f"nameserver {s}" for s in FALLBACK_NAMESERVERS]
     return "\n".join(kept).rstrip("\n") + "\n"
+
+
+def embedded_resolv_conf(host_path=HOST_RESOLV_CONF):
+    """resolv.conf for the embedded resolver: it answers container names and
+    forwards the rest to the host's servers; the host's search domains and
+    options are kept, with ndots:0 (Docker's) so a bare name is asked as is first."""
+    keep = []
+    for line in _read(host_path).splitlines():
+        fields = line.split()
+        if fields and fields[0] in ("search", "domain"):
+            keep.append(line)
+        elif fields and fields[0] == "options":
+            rest = [o for o in fields[1:] if not o.startswith("ndots:")]
+            if rest:
+                keep.append("options " + " ".join(rest))
+    return "\n".join(["nameserver 127.0.0.11", *keep, "options ndots:0"]) + "\n"
 
 
 def host_resolv_conf(host_path=HOST_RESOLV_CONF):

@@ -1,0 +1,482 @@
+"""A compose project's commands over the front end's library API.
+
+Names and labels are Docker Compose's: containers <project>-<service>-<n>,
+networks <project>_<name>, volumes <project>_<name>, and com.docker.compose.*
+labels on containers (project, service, container-number, oneoff,
+config-hash, ...) and volumes; a project's containers are found by label.
+`up` converges: a container whose config-hash (or image) is unchanged is
+kept (started if stopped), a changed one is recreated, extra replicas go.
+"""
+import hashlib
+import json
+import sys
+import threading
+import time
+
+from minirun.compose import adapter, model
+from minirun.compose.loader import ComposeError
+from minirun.errors import MinirunError
+
+L = adapter.LABEL
+HEALTH_WAIT = 300.0          # seconds a dependency may take to become healthy
+
+
+def config_hash(svc):
+    """What `up` compares: the service's canonical config, without its scale."""
+    data = {k: v for k, v in svc.items() if k not in ("scale",)}
+    if "deploy" in data:
+        data["deploy"] = {k: v for k, v in data["deploy"].items() if k != "replicas"}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+class Project:
+    def __init__(self, fe, config, source, profiles=(), out=None):
+        self.fe = fe
+        self.config = config
+        self.source = source
+        self.name = config["name"]
+        self.out = out or sys.stderr
+        self.profiles = set(profiles)
+        self.services = {n: s for n, s in config["services"].items()
+                         if not s.get("profiles") or self.profiles & set(s["profiles"])}
+
+    # --- what exists ---------------------------------------------------------------
+    def containers(self, services=None, oneoff=False, stopped=True):
+        """Records of this project's containers (by label), by service and number."""
+        from minirun.frontend import control
+
+        out = []
+        for rec in self.fe.records():
+            labels = rec["Config"].get("Labels") or {}
+            if labels.get(f"{L}.project") != self.name:
+                continue
+            if (labels.get(f"{L}.oneoff") == "True") != oneoff and oneoff is not None:
+                continue
+            if services and labels.get(f"{L}.service") not in services:
+                continue
+            if not stopped and control.current_state(self.fe, rec) not in ("running",
+                                                                          "restarting"):
+                continue
+            out.append(rec)
+        out.sort(key=lambda r: (_label(r, "service"), int(_label(r, "container-number") or 0)))
+        return out
+
+    def say(self, kind, name, what):
+        print(f" \u2714 {kind} {name}  {what}", file=self.out, flush=True)
+
+    def select(self, names, with_deps=True):
+        for n in names or ():
+            if n not in self.config["services"]:
+                raise ComposeError(f"no such service: {n}")
+            if n not in self.services:
+                raise ComposeError(f"service {n} is not enabled by the active profiles")
+        wanted = list(names) if names else list(self.services)
+        if not with_deps:
+            return wanted
+        return model.dependency_order(self.config["services"], wanted)
+
+    # --- up ----------------------------------------------------------------------------
+    def labels(self, service, number, oneoff=False):
+        svc = self.config["services"][service]
+        deps = ",".join(f"{d}:{c['condition']}:{str(c.get('restart', False)).lower()}"
+                        for d, c in (svc.get("depends_on") or {}).items())
+        return {f"{L}.project": self.name, f"{L}.service": service,
+                f"{L}.container-number": str(number), f"{L}.oneoff": str(oneoff),
+                f"{L}.config-hash": config_hash(svc),
+                f"{L}.project.working_dir": self.source.project_dir,
+                f"{L}.project.config_files": ",".join(self.source.files),
+                f"{L}.depends_on": deps, f"{L}.version": "minirun"}
+
+    def container_name(self, service, number):
+        svc = self.config["services"][service]
+        return svc.get("container_name") or f"{self.name}-{service}-{number}"
+
+    def plan(self, order, scale):
+        """Every container's RunOptions, checked before anything is made."""
+        out = {}
+        for service in order:
+            svc = self.config["services"][service]
+            n = scale.get(service, model.replicas(svc))
+            if n > 1 and "container_name" in svc:
+                raise ComposeError(f"services.{service}: container_name "
+                                   f"{svc['container_name']!r} is unique: it cannot have {n} "
+                                   f"replicas")
+            out[service] = [adapter.run_options(self.config, service,
+                                                name=self.container_name(service, i),
+                                                labels=self.labels(service, i))
+                            for i in range(1, n + 1)]
+        return out
+
+    def ensure_networks(self, services):
+        from minirun import network as net
+
+        for key in sorted({n for s in services for n in self.services[s]["networks"]}):
+            spec = self.config["networks"][key]
+            try:
+                net.inspect_network(spec["name"], root=self.fe.root)
+                continue
+            except MinirunError:
+                if spec.get("external"):
+                    raise ComposeError(f"network {spec['name']} declared as external, but "
+                                       f"could not be found") from None
+            net.create_network(spec["name"], subnet=_subnet(spec), root=self.fe.root)
+            self.say("Network", spec["name"], "Created")
+
+    def ensure_volumes(self, services):
+        from minirun.frontend import volumes
+
+        used = {v["source"] for s in services for v in self.services[s].get("volumes") or []
+                if v["type"] == "volume" and v.get("source")}
+        for key in sorted(used):
+            spec = self.config["volumes"][key]
+            if spec.get("external"):
+                volumes.inspect(self.fe, spec["name"])   # "no such volume"
+                continue
+            labels = dict(spec.get("labels") or {}, **{f"{L}.project": self.name,
+                                                      f"{L}.volume": key})
+            _, created = volumes.create(self.fe, spec["name"], labels=labels)
+            if created:
+                self.say("Volume", spec["name"], "Created")
+
+    def up(self, services=(), detach=True, force_recreate=False, no_recreate=False,
+           no_deps=False, scale=None, build=False, remove_orphans=False, no_start=False):
+        scale = dict(scale or {})
+        order = self.select(services, with_deps=not no_deps)
+        for s, n in scale.items():
+            if s not in self.services:
+                raise ComposeError(f"no such service: {s}")
+            if n < 0:
+                raise ComposeError(f"invalid scale for {s}: {n}")
+        plans = self.plan(order, scale)        # every option checked first
+        if build:
+            self.build([s for s in order if "build" in self.services[s]])
+        self.check_images(order)
+        self.ensure_networks(order)
+        self.ensure_volumes(order)
+        self._orphans(remove_orphans)
+        started = []
+        for service in order:
+            self.wait_dependencies(service)
+            started += self.converge(service, plans[service], force_recreate, no_recreate,
+                                     no_start)
+        if not detach:
+            return self.attach(order)
+        return 0
+
+    def check_images(self, order):
+        from minirun.frontend.create import resolve_image
+
+        for service in order:
+            svc = self.services[service]
+            ref = adapter.image_name(self.name, service, svc)
+            store = self.fe.image_store()
+            found = store.lookup(ref) or ("/" not in ref and store.lookup("localhost/" + ref))
+            if not found:
+                if "image" not in svc:
+                    self.build([service])
+                else:
+                    resolve_image(self.fe, ref, self.out)   # pulls it
+
+    def _orphans(self, remove):
+        from minirun.frontend import control
+
+        orphans = [r for r in self.containers(oneoff=None)
+                   if _label(r, "service") not in self.config["services"]]
+        if orphans and not remove:
+            print(f"WARN Found orphan containers ({', '.join(_name(r) for r in orphans)}) for "
+                  f"this project. If you removed or renamed this service in your compose "
+                  f"file, you can run this command with the --remove-orphans flag to clean "
+                  f"it up.", file=self.out)
+        for r in orphans if remove else ():
+            control.remove(self.fe, r["Id"], force=True, volumes=True)
+            self.say("Container", _name(r), "Removed")
+
+    def converge(self, service, plans, force_recreate, no_recreate, no_start):
+        from minirun.frontend import control, create
+
+        existing = {int(_label(r, "container-number") or 0): r
+                    for r in self.containers([service])}
+        started = []
+        for number, opts in enumerate(plans, 1):
+            rec = existing.pop(number, None)
+            name = opts.name
+            if rec is not None:
+                image = create.resolve_image(self.fe, opts.image, self.out)
+                same = (_label(rec, "config-hash") == opts.labels[f"{L}.config-hash"]
+                        and rec["Image"] == image.id)
+                if (same or no_recreate) and not force_recreate:
+                    if control.current_state(self.fe, rec) in ("running", "restarting"):
+                        self.say("Container", name, "Running")
+                    elif not no_start:
+                        control.start(self.fe, rec["Id"])
+                        self.say("Container", name, "Started")
+                    started.append(rec["Id"])
+                    continue
+                control.stop(self.fe, rec["Id"])
+                control.remove(self.fe, rec["Id"], force=True)
+                self.say("Container", name, "Recreated")
+            new = create.create(self.fe, opts, progress=self.out)
+            if rec is None:
+                self.say("Container", name, "Created")
+            if not no_start:
+                control.start(self.fe, new["Id"])
+                self.say("Container", name, "Started")
+            started.append(new["Id"])
+        _parallel([lambda r=r: self._remove(r) for r in existing.values()])
+        return started
+
+    def _remove(self, rec, volumes=False):
+        from minirun.frontend import control
+
+        control.stop(self.fe, rec["Id"])
+        control.remove(self.fe, rec["Id"], force=True, volumes=volumes)
+        self.say("Container", _name(rec), "Removed")
+
+    def wait_dependencies(self, service):
+        """depends_on conditions of `service`, on the containers now there."""
+        from minirun.frontend import control
+
+        for dep, spec in (self.services[service].get("depends_on") or {}).items():
+            recs = self.containers([dep])
+            if not recs:
+                if spec.get("required", True) and dep in self.services:
+                    raise ComposeError(f"service {service} depends on {dep}, which has no "
+                                       f"container")
+                continue
+            cond = spec["condition"]
+            for rec in recs:
+                if cond == "service_healthy":
+                    self._wait_healthy(rec)
+                elif cond == "service_completed_successfully":
+                    code = control.wait(self.fe, rec["Id"])
+                    if code != 0:
+                        raise ComposeError(f"service {dep!r} didn't complete successfully: "
+                                           f"exit {code}")
+                    self.say("Container", _name(rec), "Exited")
+
+    def _wait_healthy(self, rec):
+        from minirun.frontend import control
+
+        name = _name(rec)
+        if not rec.get("Healthcheck"):
+            raise ComposeError(f"dependency failed to start: container {name} has no "
+                               f"healthcheck configured")
+        self.say("Container", name, "Waiting")
+        deadline = time.monotonic() + HEALTH_WAIT
+        while time.monotonic() < deadline:
+            rec = self.fe.load(rec["Id"])
+            status = ((rec["State"].get("Health") or {}).get("Status"))
+            if status == "healthy":
+                self.say("Container", name, "Healthy")
+                return
+            if status == "unhealthy":
+                raise ComposeError(f"dependency failed to start: container {name} is "
+                                   f"unhealthy")
+            if control.current_state(self.fe, rec) not in ("running", "restarting"):
+                raise ComposeError(f"dependency failed to start: container {name} exited "
+                                   f"({rec['State'].get('ExitCode')})")
+            time.sleep(0.1)
+        raise ComposeError(f"dependency failed to start: container {name} not healthy "
+                           f"after {HEALTH_WAIT:.0f}s")
+
+    # --- attach (up without -d) -------------------------------------------------------------
+    def attach(self, services):
+        """Follow the logs of the services' containers; Ctrl-C stops them all."""
+        from minirun.compose import output
+
+        recs = self.containers(services)
+        try:
+            output.follow(self.fe, recs, tail=0, prefix=True, out=sys.stdout, until_all_exit=True)
+        except KeyboardInterrupt:
+            print("Gracefully stopping... (press Ctrl+C again to force)", file=self.out,
+                  flush=True)
+            self.stop(services)
+            return 130
+        return 0
+
+    # --- down, stop, start, restart -------------------------------------------------------
+    def down(self, volumes=False, remove_orphans=False):
+        from minirun import network as net
+        from minirun.frontend import volumes as vol
+
+        recs = [r for r in self.containers(oneoff=None)
+                if remove_orphans or _label(r, "service") in self.config["services"]]
+        orphans = [r for r in self.containers(oneoff=None) if r not in recs]
+        _parallel([lambda r=r: self._remove(r, volumes=volumes) for r in recs])
+        if orphans:
+            print(f"WARN Found orphan containers ({', '.join(_name(r) for r in orphans)}) "
+                  f"for this project: use --remove-orphans to remove them too", file=self.out)
+        for key, spec in sorted((self.config.get("networks") or {}).items()):
+            if spec.get("external"):
+                continue
+            try:
+                net.remove_network(spec["name"], root=self.fe.root)
+                self.say("Network", spec["name"], "Removed")
+            except MinirunError as e:
+                if "not found" not in str(e):
+                    raise
+        if volumes:
+            for key, spec in sorted((self.config.get("volumes") or {}).items()):
+                if spec.get("external"):
+                    continue
+                try:
+                    vol.remove(self.fe, spec["name"])
+                    self.say("Volume", spec["name"], "Removed")
+                except MinirunError as e:
+                    if "no such volume" not in str(e).lower():
+                        raise
+
+    def stop(self, services=(), timeout=None):
+        from minirun.frontend import control
+
+        order = self.select(services, with_deps=False)
+        # Dependents first, as Compose stops them.
+        for service in reversed(model.dependency_order(self.config["services"], order)):
+            if service not in order:
+                continue
+            recs = self.containers([service], stopped=False)
+            _parallel([lambda r=r: control.stop(self.fe, r["Id"], timeout) for r in recs])
+            for r in recs:
+                self.say("Container", _name(r), "Stopped")
+
+    def start(self, services=()):
+        from minirun.frontend import control
+
+        for service in self.select(services, with_deps=False):
+            self.wait_dependencies(service)
+            for rec in self.containers([service]):
+                if control.current_state(self.fe, rec) not in ("running", "restarting"):
+                    control.start(self.fe, rec["Id"])
+                    self.say("Container", _name(rec), "Started")
+
+    def restart(self, services=(), timeout=None):
+        from minirun.frontend import control
+
+        for service in self.select(services, with_deps=False):
+            for rec in self.containers([service]):
+                control.stop(self.fe, rec["Id"], timeout)
+                control.start(self.fe, rec["Id"])
+                self.say("Container", _name(rec), "Restarted")
+
+    # --- one container: exec, run ------------------------------------------------------------
+    def container_of(self, service, index=1):
+        if service not in self.config["services"]:
+            raise ComposeError(f"no such service: {service}")
+        for rec in self.containers([service], stopped=False):
+            if int(_label(rec, "container-number") or 0) == index:
+                return rec
+        raise ComposeError(f"service {service!r} is not running")
+
+    def exec(self, service, command, index=1, tty=True, detach=False, env=(), user=None,
+             workdir=None, privileged=False):
+        from minirun.frontend import execute
+
+        rec = self.container_of(service, index)
+        return execute.exec_in(self.fe, rec["Id"], command, env=env, user=user,
+                               workdir=workdir, privileged=privileged, tty=tty,
+                               interactive=True, detach=detach)
+
+    def run(self, service, command=None, *, remove=False, detach=False, tty=True, env=(),
+            entrypoint=None, no_deps=False, service_ports=False, name=None, user=None,
+            workdir=None):
+        """A one-off container of `service` (its dependencies are brought up first)."""
+        import secrets
+
+        from minirun.frontend import control, create
+
+        if service not in self.config["services"]:
+            raise ComposeError(f"no such service: {service}")
+        name = name or f"{self.name}-{service}-run-{secrets.token_hex(6)}"
+        labels = self.labels(service, 1, oneoff=True)
+        ep = None if entrypoint is None else ([entrypoint] if entrypoint else [])
+        opts = adapter.run_options(self.config, service, name=name, labels=labels,
+                                   command=command or None, entrypoint=ep, extra_env=env,
+                                   publish=service_ports, tty=tty and not detach,
+                                   interactive=not detach, auto_remove=remove)
+        if user is not None:
+            opts.user = user
+        if workdir is not None:
+            opts.workdir = workdir
+        deps = [] if no_deps else [s for s in self.select([service]) if s != service]
+        if deps:
+            self.up(deps, detach=True)
+        else:
+            self.ensure_networks([service])
+            self.ensure_volumes([service])
+        self.check_images([service])
+        self.wait_dependencies(service)
+        rec = create.create(self.fe, opts, progress=self.out)
+        if detach:
+            control.start(self.fe, rec["Id"])
+            print(name)
+            return 0
+        return control.start(self.fe, rec["Id"], attach=True, interactive=True)
+
+    # --- images ---------------------------------------------------------------------------
+    def build(self, services=()):
+        wanted = [s for s in self.select(services, with_deps=False)
+                  if "build" in self.services[s]]
+        if not wanted:
+            return
+        try:
+            from minirun.compose import build as build_mod
+        except ImportError:
+            build_mod = None
+        if build_mod is None or not build_mod.available():
+            raise ComposeError("build: is not available in this minirun (no image builder); "
+                               "build the image and name it in image:")
+        for service in wanted:
+            build_mod.build(self.fe, self.services[service],
+                            adapter.image_name(self.name, service, self.services[service]),
+                            out=self.out)
+            self.say("Image", adapter.image_name(self.name, service, self.services[service]),
+                     "Built")
+
+    def pull(self, services=()):
+        from minirun.frontend.create import resolve_image
+
+        for service in self.select(services, with_deps=False):
+            svc = self.services[service]
+            if "image" in svc:
+                image = resolve_image(self.fe, svc["image"], self.out)
+                self.say("Image", svc["image"], f"Pulled ({image.id[7:19]})"
+                         if image.id.startswith("sha256:") else "Pulled")
+
+
+def _subnet(spec):
+    for cfg in ((spec.get("ipam") or {}).get("config") or []):
+        if isinstance(cfg, dict) and cfg.get("subnet"):
+            return cfg["subnet"]
+    return None
+
+
+def _label(rec, key):
+    return (rec["Config"].get("Labels") or {}).get(f"{L}.{key}")
+
+
+def _name(rec):
+    return rec["Name"].lstrip("/")
+
+
+def _parallel(calls):
+    """Run calls at once (stops wait for their grace periods side by side); the
+    first error is raised after all have finished."""
+    if len(calls) <= 1:
+        for call in calls:
+            call()
+        return
+    errors = []
+
+    def guard(call):
+        try:
+            call()
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=guard, args=(c,)) for c in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]

@@ -1,0 +1,202 @@
+"""The embedded resolver's wire format and answers, without root or sockets
+in other namespaces: queries are built and parsed with minirun.dns.wire, and
+the name table is read from endpoint records written to a tmp dir."""
+import json
+import os
+import socket
+import struct
+
+import pytest
+
+from minirun.dns import server, wire
+
+pytestmark = pytest.mark.unprivileged  # pure logic: runs without root
+
+
+def write_endpoint(root, cid, network, ip, hostname=None, aliases=(), mode="bridge",
+                   state="attached"):
+    d = os.path.join(root, ".network", "endpoints")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, f"{cid}.json"), "w") as f:
+        json.dump({"container_id": cid, "mode": mode, "network": network, "ip": ip,
+                   "hostname": hostname or cid[:12], "aliases": list(aliases),
+                   "state": state}, f)
+    touch_old(d)
+
+
+_ticks = [0]
+
+
+def touch_old(d):
+    """The table trusts the directory's mtime only once it is older than a clock
+    tick: give it a distinct time in the past, so each write is seen at once."""
+    _ticks[0] += 1
+    os.utime(d, ns=(_ticks[0], _ticks[0]))
+
+
+class FakeSelector:
+    def __init__(self):
+        self.registered = {}
+
+    def register(self, s, events, data):
+        self.registered[s] = data
+
+    def unregister(self, s):
+        del self.registered[s]
+
+
+class FakeTimer:
+    def cancel(self):
+        self.cancelled = True
+
+
+def make_resolver(root, upstreams=()):
+    return server.Resolver(str(root), FakeSelector(), lambda d, cb: FakeTimer(), list(upstreams))
+
+
+def test_name_round_trip_and_compression():
+    assert wire.encode_name("web.example.") == b"\x03web\x07example\x00"
+    assert wire.encode_name("") == b"\x00"
+    msg = b"\x00" * 12 + b"\x03web\x07example\x00" + b"\x03api\xc0\x0c"
+    assert wire.decode_name(msg, 12) == ("web.example", 25)
+    assert wire.decode_name(msg, 25) == ("api.web.example", 31)
+    with pytest.raises(wire.Malformed):
+        wire.encode_name("x" * 64)
+    with pytest.raises(wire.Malformed):
+        wire.decode_name(b"\x00" * 12 + b"\xc0\x0c", 12)  # points at itself
+    with pytest.raises(wire.Malformed):
+        wire.decode_name(b"\x05ab", 0)
+
+
+def test_query_parse_and_response():
+    data = wire.query("Web", wire.A, qid=77)
+    q = wire.Query(data)
+    assert (q.id, q.name, q.key, q.qtype, q.qclass, q.udp_size) == (77, "Web", "web", 1, 1, 512)
+    out = wire.response(q, answers=[(wire.A, 600, wire.rdata_a("10.0.0.2")),
+                                    (wire.A, 600, wire.rdata_a("10.0.0.3"))])
+    r = wire.parse_response(out)
+    assert r["id"] == 77 and r["rcode"] == wire.NOERROR and r["flags"] & wire.QR
+    assert r["flags"] & wire.RD and r["flags"] & wire.AA
+    assert [a[3] for a in r["answers"]] == ["10.0.0.2", "10.0.0.3"]
+    assert r["answers"][0][:3] == ("Web", wire.A, 600)
+
+
+def test_edns_size_and_truncation():
+    opt = b"\x00" + struct.pack(">HHIH", wire.OPT, 1232, 0, 0)
+    data = bytearray(wire.query("many"))
+    data[10:12] = b"\x00\x01"      # ARCOUNT 1
+    q = wire.Query(bytes(data) + opt)
+    assert q.udp_size == 1232
+    answers = [(wire.A, 600, wire.rdata_a(f"10.0.{i // 250}.{i % 250 + 1}")) for i in range(100)]
+    small = wire.response(wire.Query(wire.query("many")), answers=answers)
+    r = wire.parse_response(small)
+    assert r["flags"] & wire.TC and r["answers"] == [] and len(small) <= 512
+    big = wire.parse_response(wire.response(q, answers=answers, max_size=65535))
+    assert len(big["answers"]) == 100 and not big["flags"] & wire.TC
+
+
+def test_malformed_queries():
+    for bad in (b"", b"\x00" * 5, wire.query("x")[:14]):
+        with pytest.raises(wire.Malformed):
+            wire.Query(bad)
+    answer = wire.response(wire.Query(wire.query("x")))
+    with pytest.raises(wire.Malformed):
+        wire.Query(answer)                      # a response is not a query
+    err = wire.parse_response(wire.error(wire.query("x")[:14], wire.FORMERR))
+    assert err["rcode"] == wire.FORMERR and err["id"] == 0x1234
+    assert wire.error(b"\x00", wire.FORMERR) is None
+
+
+def test_replicas_aliases_and_networks(tmp_path):
+    a, b, c, d = ("a" * 64, "b" * 64, "c" * 64, "d" * 64)
+    write_endpoint(tmp_path, a, "proj_default", "10.89.0.2", aliases=["proj-web-1", "web"])
+    write_endpoint(tmp_path, b, "proj_default", "10.89.0.3", aliases=["proj-web-2", "web"])
+    write_endpoint(tmp_path, c, "proj_default", "10.89.0.4", hostname="dbhost",
+                   aliases=["proj-db-1", "db", "database"])
+    write_endpoint(tmp_path, d, "other", "10.90.0.2", aliases=["web"])
+    res = make_resolver(tmp_path)
+
+    def ask(cid, name, qtype=wire.A):
+        out = res.answer(cid, wire.Query(wire.query(name, qtype)))
+        return None if out is None else wire.parse_response(out)
+
+    r = ask(c, "web")
+    assert sorted(x[3] for x in r["answers"]) == ["10.89.0.2", "10.89.0.3"]
+    # Rotated between queries (round robin), the set unchanged.
+    assert ask(c, "web")["answers"][0][3] != r["answers"][0][3]
+    assert [x[3] for x in ask(a, "DATABASE.")["answers"]] == ["10.89.0.4"]
+    assert [x[3] for x in ask(a, "dbhost")["answers"]] == ["10.89.0.4"]
+    assert [x[3] for x in ask(a, c[:12])["answers"]] == ["10.89.0.4"]
+    # Another network's containers are not visible.
+    assert [x[3] for x in ask(d, "web")["answers"]] == ["10.90.0.2"]
+    assert ask(d, "db")["rcode"] == wire.NXDOMAIN
+    # A known name without an address of that type: no data, not an error.
+    r = ask(a, "web", wire.AAAA)
+    assert r["rcode"] == wire.NOERROR and r["answers"] == []
+    r = ask(a, "4.0.89.10.in-addr.arpa", wire.PTR)
+    assert r["answers"][0][3] == "proj-db-1"
+    # Names with a dot that no container has go upstream.
+    assert ask(a, "pypi.org") is None
+
+
+def test_table_follows_the_store(tmp_path):
+    a, b = "a" * 64, "b" * 64
+    write_endpoint(tmp_path, a, "n", "10.1.0.2", aliases=["x"])
+    res = make_resolver(tmp_path)
+    assert res.table.lookup(a, "y") is None
+    write_endpoint(tmp_path, b, "n", "10.1.0.3", aliases=["y"])
+    assert res.table.lookup(a, "y") == ["10.1.0.3"]
+    os.unlink(os.path.join(tmp_path, ".network", "endpoints", f"{b}.json"))
+    touch_old(os.path.join(tmp_path, ".network", "endpoints"))
+    assert res.table.lookup(a, "y") is None
+    # Attaching (not yet attached) endpoints and other modes answer nothing.
+    write_endpoint(tmp_path, b, "n", "10.1.0.3", aliases=["y"], state="attaching")
+    assert res.table.lookup(a, "y") is None
+
+
+def test_forwarding_and_refusal(tmp_path):
+    a = "a" * 64
+    write_endpoint(tmp_path, a, "n", "10.1.0.2")
+    replies = []
+    res = make_resolver(tmp_path, upstreams=[])
+    res.handle(a, wire.query("pypi.org"), replies.append)
+    assert wire.parse_response(replies[-1])["rcode"] == wire.REFUSED
+    res.handle(a, b"\x12\x34\x00", replies.append)       # too short even for FORMERR
+    assert len(replies) == 1
+    res.handle(a, wire.query("x")[:14], replies.append)
+    assert wire.parse_response(replies[-1])["rcode"] == wire.FORMERR
+
+    # A forwarded query goes out unchanged and its answer comes back as is.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as upstream:
+        upstream.bind(("127.0.0.1", 0))
+        res = make_resolver(tmp_path, upstreams=["127.0.0.1"])
+        port = upstream.getsockname()[1]
+        orig = socket.socket.connect
+
+        def connect(self, addr):   # the upstream listens on a test port, not 53
+            return orig(self, (addr[0], port))
+
+        socket.socket.connect = connect
+        try:
+            res.handle(a, wire.query("pypi.org", qid=9), replies.append)
+        finally:
+            socket.socket.connect = orig
+        data, peer = upstream.recvfrom(512)
+        assert wire.Query(data).name == "pypi.org"
+        q = wire.Query(data)
+        upstream.sendto(wire.response(q, answers=[(wire.A, 5, wire.rdata_a("192.0.2.1"))],
+                                      authoritative=False), peer)
+        (up, handler), = res.sel.registered.items()
+        up.setblocking(True)
+        handler(1)
+    r = wire.parse_response(replies[-1])
+    assert r["id"] == 9 and r["answers"][0][3] == "192.0.2.1"
+    assert res.sel.registered == {}
+
+
+def test_host_nameservers(tmp_path):
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("# x\nnameserver 127.0.0.53\nnameserver fe80::1%eth0\n"
+                    "nameserver 127.0.0.11\nsearch example\n")
+    assert server.host_nameservers(str(conf)) == ["127.0.0.53", "fe80::1"]
+    assert server.host_nameservers(str(tmp_path / "none")) == []
