@@ -62,6 +62,10 @@ COMMANDS = {
     "volume": "minirun.cli.docker:volume",
     "system": "minirun.cli.docker:system",
     "kube": "minirun.cli.kube:kube",
+    "build": "minirun.cli.build:build",
+    "tag": "minirun.cli.build:tag",
+    "history": "minirun.cli.build:history",
+    "commit": "minirun.cli.build:commit",
 }
 
 

@@ -1,0 +1,96 @@
+"""Image building commands: build, tag, history, commit.  Thin: parse flags,
+call minirun.build."""
+import click
+
+from minirun.cli.image import store_option
+
+
+@click.command()
+@click.option("-t", "--tag", "tags", multiple=True, metavar="NAME[:TAG]",
+              help="Name the image (repeatable).")
+@click.option("-f", "--file", "dockerfile", metavar="FILE",
+              help="The Dockerfile (default: CONTEXT/Dockerfile; - reads stdin).")
+@click.option("--build-arg", "build_args", multiple=True, metavar="K=V",
+              help="Set a build-time variable (repeatable).")
+@click.option("--target", metavar="STAGE", help="Build this stage (and what it needs) only.")
+@click.option("--no-cache", is_flag=True, help="Do not use the build cache.")
+@click.option("--pull", is_flag=True, help="Always pull the FROM images.")
+@click.option("--network", default="default", metavar="MODE",
+              help="Network of RUN steps: default (= host) or none.")
+@click.option("--platform", metavar="OS/ARCH", help="Platform of the FROM images.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the image id.")
+@store_option
+@click.argument("context", default=".")
+@click.pass_context
+def build(ctx, tags, dockerfile, build_args, target, no_cache, pull, network, platform, quiet,
+          store_root, context):
+    """Build an image from a Dockerfile."""
+    from minirun.build.executor import BuildOptions, parse_build_args, run_build
+
+    opts = BuildOptions(context, dockerfile=dockerfile, tags=tags,
+                        build_args=parse_build_args(build_args), target=target,
+                        no_cache=no_cache, pull=pull, network=network, quiet=quiet,
+                        runtime_root=(ctx.obj or {}).get("root"), store_root=store_root,
+                        platform=platform)
+    run_build(opts)
+
+
+@click.command()
+@store_option
+@click.argument("source")
+@click.argument("target")
+def tag(store_root, source, target):
+    """Give an image another name: SOURCE[:TAG] -> TARGET[:TAG]."""
+    from minirun.build.history import tag_image
+
+    tag_image(source, target, store_root)
+
+
+@click.command()
+@click.option("-q", "--quiet", is_flag=True, help="Only the ids.")
+@click.option("--no-trunc", is_flag=True, help="Do not truncate output.")
+@click.option("-H", "--human", default=True, type=bool, show_default=True,
+              help="Sizes and dates in human-readable form.")
+@store_option
+@click.argument("image")
+def history(quiet, no_trunc, human, store_root, image):
+    """Show the history of an image."""
+    from minirun.build.history import history_rows
+    from minirun.cli.image import _ago, _human_size
+
+    rows = history_rows(image, store_root)
+    if quiet:
+        for row in rows:
+            click.echo(row["id"] if no_trunc else row["id"][7:19] if row["id"] != "<missing>"
+                       else row["id"])
+        return
+    fmt = "{:<14}{:<20}{:<47}{:<10}{}"
+    click.echo(fmt.format("IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT").rstrip())
+    for row in rows:
+        ident = row["id"] if row["id"] == "<missing>" or no_trunc else row["id"][7:19]
+        by = row["created_by"]
+        if not no_trunc and len(by) > 45:
+            by = by[:44] + "…"
+        created = _ago(row["created"]) if human else (row["created"] or "")
+        size = _human_size(row["size"]) if human else str(row["size"])
+        click.echo(fmt.format(ident, created, by, size, row["comment"]).rstrip())
+
+
+@click.command()
+@click.option("-c", "--change", "changes", multiple=True, metavar="INSTRUCTION",
+              help="Apply a Dockerfile instruction (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, "
+                   "ONBUILD, USER, VOLUME, WORKDIR, STOPSIGNAL, HEALTHCHECK, SHELL).")
+@click.option("-m", "--message", default="", help="Commit message.")
+@click.option("-a", "--author", default="", help="Author.")
+@click.option("-p", "--pause/--no-pause", default=True, help="Accepted for Docker compatibility.")
+@store_option
+@click.argument("container")
+@click.argument("ref", required=False)
+@click.pass_context
+def commit(ctx, changes, message, author, pause, store_root, container, ref):
+    """Create an image from a container's changes."""
+    from minirun.build.commit import commit_container
+
+    image = commit_container(container, ref, changes=changes, message=message, author=author,
+                             store_root=store_root, runtime_root=(ctx.obj or {}).get("root"))
+    click.echo(image.id)
