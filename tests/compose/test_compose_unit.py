@@ -1,0 +1,224 @@
+"""Reading compose files: interpolation, .env, anchors and merge keys, merging
+-f files, validation messages, the canonical `config` form, project names.
+Pure logic: no containers, runs without root."""
+import os
+
+import pytest
+import yaml
+
+from minirun.compose import loader, model, project
+from minirun.compose.loader import ComposeError
+
+pytestmark = pytest.mark.unprivileged  # pure logic: runs without root
+
+
+def load(tmp_path, text, name="compose.yaml", environ=None, **kw):
+    (tmp_path / name).write_text(text)
+    src = loader.load(workdir=str(tmp_path), environ=environ or {}, **kw)
+    return model.normalize(src)
+
+
+def test_interpolation_forms():
+    env = {"A": "a", "E": ""}.get
+    it = loader.interpolate
+    assert it("x$A-${A}", env, "w") == "xa-a"
+    assert it("${NOPE:-d} ${E:-d} ${E-d} ${NOPE-d}", env, "w") == "d d  d"
+    assert it("${A:+alt} ${E:+alt} ${E+alt}", env, "w") == "alt  alt"
+    assert it("$$A costs $${A}", env, "w") == "$A costs ${A}"
+    assert it("${NOPE:-${A}}", env, "w") == "a"
+    with pytest.raises(ComposeError, match="required variable NOPE is missing a value: "
+                                           "set it"):
+        it("${NOPE:?set it}", env, "w")
+    with pytest.raises(ComposeError, match="required variable E"):
+        it("${E:?}", env, "w")
+    assert it("${E?}", env, "w") == ""
+    with pytest.raises(ComposeError, match="invalid interpolation format for services.web"):
+        it("${A", env, "services.web.image")
+    with pytest.raises(ComposeError, match="invalid interpolation"):
+        it("a $ b", env, "w")
+
+
+def test_env_file_and_environment_precedence(tmp_path):
+    (tmp_path / ".env").write_text("# comment\nTAG=1.0\nexport PORT=8080\nQ='lit $TAG'\n"
+                                   'D="x${TAG}y"\nU=u # trailing\n')
+    doc = load(tmp_path, "services:\n  web:\n    image: busybox:${TAG}\n"
+                         "    ports: ['${PORT}:80']\n    environment:\n      - Q=${Q}\n"
+                         "      - D=${D}\n      - U=${U}\n", environ={"PORT": "9090"})
+    web = doc["services"]["web"]
+    assert web["image"] == "busybox:1.0"
+    assert web["ports"][0]["published"] == "9090"   # the environment wins over .env
+    assert web["environment"] == {"Q": "lit $TAG", "D": "x1.0y", "U": "u"}
+    other = tmp_path / "other.env"
+    other.write_text("TAG=2.0\n")
+    doc = load(tmp_path, (tmp_path / "compose.yaml").read_text(), env_files=[str(other)])
+    assert doc["services"]["web"]["image"] == "busybox:2.0"
+
+
+def test_anchors_merge_keys_and_extensions(tmp_path):
+    doc = load(tmp_path, """
+x-base: &base
+  image: busybox
+  restart: on-failure:3
+  environment: &env
+    LEVEL: info
+  labels: [tier=back]
+services:
+  api:
+    <<: *base
+    environment:
+      <<: *env
+      EXTRA: "1"
+  worker:
+    <<: *base
+    restart: always
+""")
+    assert "x-base" not in doc
+    api, worker = doc["services"]["api"], doc["services"]["worker"]
+    assert api["image"] == worker["image"] == "busybox"
+    assert api["environment"] == {"LEVEL": "info", "EXTRA": "1"}
+    assert api["restart"] == "on-failure:3" and worker["restart"] == "always"
+    assert api["labels"] == {"tier": "back"}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("services:\n  web:\n    image: busybox\n    prots: ['80']\n",
+     "services.web: additional property 'prots' is not allowed"),
+    ("services:\n  web:\n    image: busybox\n    ports: ['80:abc']\n",
+     r"services.web.ports\[0\]: invalid port '80:abc'"),
+    ("services:\n  web:\n    command: x\n",
+     "services.web: has neither an image nor a build context"),
+    ("services:\n  web:\n    image: busybox\n    depends_on: [db]\n",
+     "services.web.depends_on: depends on undefined service 'db'"),
+    ("services:\n  web:\n    image: busybox\n    depends_on:\n      db: {condition: healthy}\n"
+     "  db:\n    image: busybox\n", "services.web.depends_on.db.condition: must be one of"),
+    ("services:\n  web:\n    image: busybox\n    volumes: ['data:/d']\n",
+     r"services.web.volumes\[0\]: service refers to undefined volume data"),
+    ("services:\n  web:\n    image: busybox\n    volumes: ['./x:rel']\n",
+     "must be absolute"),
+    ("services:\n  web:\n    image: busybox\n    restart: sometimes\n",
+     "services.web.restart: invalid restart policy 'sometimes'"),
+    ("services:\n  web:\n    image: busybox\n    healthcheck: {test: [RUN, x]}\n",
+     "services.web.healthcheck.test: must start with CMD"),
+    ("services:\n  web:\n    image: busybox\n    read_only: yes please\n",
+     "services.web.read_only: must be a boolean"),
+    ("services:\n  a:\n    image: busybox\n    depends_on: [b]\n  b:\n    image: busybox\n"
+     "    depends_on: [a]\n", "dependency cycle detected: a -> b -> a"),
+    ("services:\n  web:\n    image: busybox\n    container_name: ww\n    deploy: {replicas: 2}\n",
+     "services.web: container_name 'ww' is unique"),
+    ("servics:\n  web:\n    image: busybox\n", "additional property 'servics'"),
+    ("services:\n  web:\n    image: busybox\n   bad-indent: 1\n", "yaml: compose.yaml line 4"),
+])
+def test_errors_name_the_key(tmp_path, text, message):
+    with pytest.raises(ComposeError, match=message):
+        load(tmp_path, text)
+
+
+def test_config_is_canonical(tmp_path):
+    (tmp_path / "web.env").write_text("FROM_FILE=1\nB=file\n")
+    doc = load(tmp_path, """
+services:
+  web:
+    image: busybox
+    command: httpd -f -p "80"
+    env_file: web.env
+    environment: {B: 2, C: true}
+    ports: ["8080:80", "127.0.0.1::53/udp", {target: 443, published: 8443}]
+    volumes: ["data:/data:ro", "./site:/www", "/cache", {type: tmpfs, target: /tmp}]
+    depends_on: [db]
+    networks:
+      back: {aliases: [www]}
+  db:
+    image: busybox
+    healthcheck: {test: "true", interval: 2s}
+volumes:
+  data: {}
+networks:
+  back:
+""", environ={}, project_name="demo_1")
+    assert doc["name"] == "demo_1"
+    web = doc["services"]["web"]
+    assert web["command"] == ["httpd", "-f", "-p", "80"]
+    assert web["environment"] == {"FROM_FILE": "1", "B": "2", "C": "true"}
+    assert web["ports"] == [
+        {"mode": "ingress", "target": 80, "published": "8080", "protocol": "tcp"},
+        {"mode": "ingress", "target": 53, "host_ip": "127.0.0.1", "protocol": "udp"},
+        {"mode": "ingress", "target": 443, "published": "8443", "protocol": "tcp"}]
+    assert web["volumes"] == [
+        {"type": "volume", "source": "data", "target": "/data", "read_only": True},
+        {"type": "bind", "source": str(tmp_path / "site"), "target": "/www",
+         "bind": {"create_host_path": True}},
+        {"type": "volume", "target": "/cache"},
+        {"type": "tmpfs", "target": "/tmp"}]
+    assert web["depends_on"] == {"db": {"condition": "service_started", "required": True}}
+    assert web["networks"] == {"back": {"aliases": ["www"]}}
+    assert doc["services"]["db"]["healthcheck"] == {"test": ["CMD-SHELL", "true"],
+                                                    "interval": "2s"}
+    assert doc["services"]["db"]["networks"] == {"default": None}
+    assert doc["networks"] == {"back": {"name": "demo_1_back"},
+                               "default": {"name": "demo_1_default"}}
+    assert doc["volumes"] == {"data": {"name": "demo_1_data"}}
+    assert list(doc) == ["name", "services", "networks", "volumes"]
+    # It prints as YAML and reads back to the same document.
+    assert yaml.safe_load(yaml.safe_dump(doc, sort_keys=False)) == doc
+
+
+def test_project_names(tmp_path):
+    d = tmp_path / "My App.v2"
+    d.mkdir()
+    (d / "compose.yaml").write_text("services:\n  a:\n    image: busybox\n")
+    assert loader.load(workdir=str(d), environ={}).name == "myappv2"
+    assert loader.load(workdir=str(d), environ={"COMPOSE_PROJECT_NAME": "env"}).name == "env"
+    assert loader.load(workdir=str(d), environ={}, project_name="cli").name == "cli"
+    with pytest.raises(ComposeError, match="invalid project name 'Bad'"):
+        loader.load(workdir=str(d), environ={}, project_name="Bad")
+    (d / "compose.yaml").write_text("name: fromfile\nservices:\n  a:\n    image: busybox\n")
+    assert loader.load(workdir=str(d), environ={}).name == "fromfile"
+    sub = d / "sub"
+    sub.mkdir()   # files are looked for in parent directories too
+    assert loader.load(workdir=str(sub), environ={}).files == [str(d / "compose.yaml")]
+    with pytest.raises(ComposeError, match="no configuration file provided"):
+        loader.load(workdir="/", environ={})
+
+
+def test_merging_files(tmp_path):
+    (tmp_path / "compose.yaml").write_text("""
+services:
+  web:
+    image: busybox
+    command: [a]
+    environment: [A=1, B=1]
+    ports: ["80:80"]
+    volumes: ["/x", "./one:/same"]
+    labels: {k: v}
+""")
+    (tmp_path / "compose.override.yaml").write_text("""
+services:
+  web:
+    command: [b]
+    environment: {B: 2}
+    ports: ["81:81"]
+    volumes: ["./two:/same"]
+  extra:
+    image: busybox
+""")
+    doc = model.normalize(loader.load(workdir=str(tmp_path), environ={}))
+    web = doc["services"]["web"]
+    assert web["command"] == ["b"]
+    assert web["environment"] == {"A": "1", "B": "2"}
+    assert [p["target"] for p in web["ports"]] == [80, 81]
+    assert [v.get("source") for v in web["volumes"]] == [None, str(tmp_path / "two")]
+    assert set(doc["services"]) == {"web", "extra"}
+    # -f replaces the default files (and their override).
+    doc = model.normalize(loader.load(["compose.yaml"], workdir=str(tmp_path), environ={}))
+    assert doc["services"]["web"]["command"] == ["a"]
+
+
+def test_config_hash_and_order(tmp_path):
+    doc = load(tmp_path, "services:\n  a:\n    image: busybox\n    depends_on: [b]\n"
+                         "  b:\n    image: busybox\n    deploy: {replicas: 2}\n")
+    assert model.dependency_order(doc["services"], ["a"]) == ["b", "a"]
+    b = doc["services"]["b"]
+    scaled = dict(b, deploy={"replicas": 5})
+    assert project.config_hash(b) == project.config_hash(scaled)
+    assert project.config_hash(b) != project.config_hash(dict(b, command=["x"]))
+    assert model.replicas(b) == 2
