@@ -62,6 +62,7 @@ COMMANDS = {
     "volume": "minirun.cli.docker:volume",
     "system": "minirun.cli.docker:system",
     "kube": "minirun.cli.kube:kube",
+    "compose": "minirun.cli.compose:compose",
     "build": "minirun.cli.build:build",
     "tag": "minirun.cli.build:tag",
     "history": "minirun.cli.build:history",
