@@ -170,3 +170,62 @@ def busybox_rootfs_entries():
     e.append(entry("file", "var/empty", b""))
     e.append(entry("symlink", "var/run", target="/run"))
     return e
+
+
+def custom_layout(layout, blobs, manifest_type="application/vnd.oci.image.manifest.v1+json",
+                  config_type="application/vnd.oci.image.config.v1+json", tamper=None,
+                  tag="latest"):
+    """An OCI layout over ready-made layer blobs, with any media types and
+    descriptors (for invalid images).  blobs: (blob bytes, media type or None,
+    uncompressed tar bytes).  tamper(manifest, index_entry) may edit the
+    manifest dict before it is written and the index entry after."""
+    os.makedirs(layout, exist_ok=True)
+    with open(os.path.join(layout, "oci-layout"), "w") as f:
+        json.dump({"imageLayoutVersion": "1.0.0"}, f)
+    descs, diff_ids = [], []
+    for blob, media, raw in blobs:
+        desc = write_blob(layout, blob)
+        if media is not None:
+            desc = {"mediaType": media, **desc}
+        descs.append(desc)
+        diff_ids.append(digest(raw))
+    cfg = {"created": "2024-01-02T03:04:05Z", "architecture": "amd64", "os": "linux",
+           "config": {"Cmd": ["/bin/sh"]}, "rootfs": {"type": "layers", "diff_ids": diff_ids}}
+    cdesc = dict(write_blob(layout, json.dumps(cfg).encode()), mediaType=config_type)
+    manifest = {"schemaVersion": 2, "mediaType": manifest_type, "config": cdesc,
+                "layers": descs}
+    entry_ = {}
+    if tamper:
+        tamper(manifest, entry_)
+    mdesc = write_blob(layout, json.dumps(manifest).encode())
+    index_entry = dict(mdesc, mediaType=manifest_type,
+                       annotations={"org.opencontainers.image.ref.name": tag})
+    index_entry.update(entry_)
+    with open(os.path.join(layout, "index.json"), "w") as f:
+        json.dump({"schemaVersion": 2, "manifests": [index_entry]}, f)
+    return layout
+
+
+def sparse_member(name, realsize, regions, version="0.1", stored=None):
+    """A PAX sparse member (GNU formats 0.1 or 1.0) built by hand: tarfile
+    reads them but cannot write them.  regions: (offset, data bytes)."""
+    info = tarfile.TarInfo(name)
+    info.mtime = MTIME
+    info.mode = 0o644
+    data = b"".join(d for _, d in regions)
+    if version == "0.1":
+        info.pax_headers = {
+            "GNU.sparse.numblocks": str(len(regions)),
+            "GNU.sparse.map": ",".join(f"{o},{len(d)}" for o, d in regions),
+            "GNU.sparse.size": str(realsize), "GNU.sparse.name": name}
+    else:
+        info.name = f"GNUSparseFile.0/{name}"
+        info.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0",
+                            "GNU.sparse.name": name, "GNU.sparse.realsize": str(realsize)}
+        head = f"{len(regions)}\n" + "".join(f"{o}\n{len(d)}\n" for o, d in regions)
+        head = head.encode()
+        data = head + b"\0" * (-len(head) % 512) + data
+    if stored is not None:  # lie about how many data bytes follow
+        data = data[:stored]
+    info.size = len(data)
+    return info, data
