@@ -91,7 +91,7 @@ def down(fe, path, out=print):
     objects = load_file(path)
     st = State(fe)
     with st.locked() as data:
-        for obj in sorted(objects, key=lambda o: -ORDER.index(o["kind"])):
+        for obj in objects:   # file order, as `kubectl delete -f`
             k = key(obj["kind"], obj["namespace"], obj["name"])
             if data["objects"].pop(k, None) is None:
                 out(f"Error from server (NotFound): {RESOURCE[obj['kind']]}s "

@@ -172,8 +172,14 @@ def start(fe, st, pod, configs):
         hostname=spec["hostname"] or pod["name"], restart="Never"))
     pod["ip"] = adapter.address(fe, pod["infra"])
     for c in spec["containers"]:
+        # $(VAR) in command and args: the container's own variables (Kubernetes' rule)
+        values = dict(item.split("=", 1) for item in env[c["name"]])
+        c = dict(c, command=[expand(a, values) for a in c["command"]],
+                 args=[expand(a, values) for a in c["args"]])
         cid = adapter.create_and_start(fe, adapter.run_options(
-            c, name=container_name(pod, c["name"]), env=env[c["name"]],
+            c, name=container_name(pod, c["name"]),
+            # Kubernetes' HOSTNAME is the pod's name in every container
+            env=[f"HOSTNAME={spec['hostname'] or pod['name']}", *env[c["name"]]],
             labels=dict(labels, **{"io.kubernetes.container.name": c["name"]}),
             mounts=_mounts(c, volumes, spec), network="container:" + pod["infra"],
             restart=spec["restartPolicy"]))

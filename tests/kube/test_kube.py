@@ -1,0 +1,283 @@
+"""`minirun kube play/down` with real containers: pods sharing a network
+namespace, a Deployment that replaces a killed pod, Services answering from
+every pod (ClusterIP from the host and from a pod, NodePort from the host),
+liveness probes, and nothing left after `kube down`."""
+import os
+import signal
+
+import pytest
+
+from kube_helpers import free_port, http_get, wait_for
+
+# The course's Deployment, as written (nginx:1.14.2 is a local busybox httpd image here).
+COURSE_DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: nginx-deployment
+  labels:
+    app: nginx
+spec:
+  replicas: 3
+  selector:
+    matchLabels:
+      app: nginx
+  template:
+    metadata:
+      labels:
+        app: nginx
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.14.2
+        ports:
+        - containerPort: 80
+"""
+
+
+def _write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def _http(ip, port, path="/", timeout=2.0):
+    import http.client
+
+    conn = http.client.HTTPConnection(ip, port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.read().decode() if resp.status == 200 else None
+    except OSError:
+        return None
+    finally:
+        conn.close()
+
+
+def _answers(get, expected, tries=60):
+    """Ask `get()` until every expected answer was seen (numgen random picks a pod
+    per connection); returns the set seen."""
+    seen = set()
+    for _ in range(tries):
+        body = get()
+        if body:
+            seen.add(body.strip())
+        if seen >= expected:
+            break
+    return seen
+
+
+def test_pod_containers_share_localhost_volumes_config_and_host_port(kube, tmp_path):
+    host_port = free_port()
+    host_dir = tmp_path / "host-data"
+    manifest = _write(tmp_path, "pod.yaml", f"""\
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: settings}}
+data:
+  GREETING: hello from a configmap
+  app.conf: "mode=learning\\n"
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: creds}}
+type: Opaque
+data:
+  password: czNjcjN0         # s3cr3t
+stringData:
+  user: admin
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: duo
+  labels: {{app: duo}}
+spec:
+  restartPolicy: Always
+  volumes:
+  - name: shared
+    emptyDir: {{}}
+  - name: config
+    configMap: {{name: settings}}
+  - name: secret
+    secret: {{secretName: creds}}
+  - name: host
+    hostPath: {{path: {host_dir}, type: DirectoryOrCreate}}
+  containers:
+  - name: web
+    image: busybox:latest
+    command: ["sh", "-c"]
+    args: ["echo $(GREETING) > /shared/index.html && exec httpd -f -p 8080 -h /shared"]
+    env:
+    - name: GREETING
+      valueFrom: {{configMapKeyRef: {{name: settings, key: GREETING}}}}
+    ports:
+    - containerPort: 8080
+      hostPort: {host_port}
+    volumeMounts:
+    - {{name: shared, mountPath: /shared}}
+    resources:
+      limits: {{memory: 64Mi, cpu: 250m}}
+  - name: client
+    image: busybox:latest
+    command: ["sh", "-c", "echo up > /host/client-was-here; exec sleep 3600"]
+    envFrom:
+    - secretRef: {{name: creds}}
+      prefix: DB_
+    volumeMounts:
+    - {{name: shared, mountPath: /from-web, readOnly: true}}
+    - {{name: config, mountPath: /etc/app}}
+    - {{name: secret, mountPath: /etc/creds}}
+    - {{name: host, mountPath: /host}}
+""")
+    out = kube.play(manifest).stdout
+    assert out.splitlines() == ["configmap/settings created", "secret/creds created",
+                                "pod/duo created"]
+    client = "k8s_client_duo_default"
+    # The client reaches the web container on 127.0.0.1: one network namespace.
+    body = wait_for(lambda: kube.exec(client, "wget", "-qO-", "http://127.0.0.1:8080/",
+                                      check=False).stdout, what="web over localhost")
+    assert body == "hello from a configmap\n"
+    assert kube.exec(client, "cat", "/from-web/index.html").stdout == body   # emptyDir
+    assert kube.exec(client, "cat", "/etc/app/app.conf").stdout == "mode=learning\n"
+    assert kube.exec(client, "cat", "/etc/creds/password").stdout == "s3cr3t"
+    env = kube.exec(client, "env").stdout.splitlines()
+    assert "DB_user=admin" in env and "DB_password=s3cr3t" in env and "HOSTNAME=duo" in env
+    assert kube.exec(client, "touch", "/etc/app/x", check=False).returncode != 0  # read-only
+    wait_for(lambda: (host_dir / "client-was-here").exists(), what="the hostPath write")
+    # hostPort: published on the pod's infra container, reached from the host.
+    assert wait_for(lambda: http_get(host_port), what="the hostPort") == body
+    # resources.limits reach the cgroup (through the front end's --memory/--cpus).
+    web = kube.inspect("k8s_web_duo_default")
+    assert web["HostConfig"]["Memory"] == 64 << 20
+    assert web["HostConfig"]["NanoCpus"] == 250_000_000 or web["HostConfig"]["CpuQuota"] == 25000
+    # Played again unchanged: nothing is re-made.
+    assert kube.play(manifest).stdout.splitlines()[-1] == "pod/duo unchanged"
+    assert kube.inspect(client)["Id"] == kube.pods()["duo"]["containers"]["client"]
+
+    assert kube.down(manifest).stdout.splitlines() == [
+        'configmap "settings" deleted', 'secret "creds" deleted', 'pod "duo" deleted']
+    assert (host_dir / "client-was-here").exists()   # hostPath is the host's: kept
+    assert kube.kube_leftovers() == []
+
+
+def test_course_deployment_with_services_replaces_a_killed_pod(kube, tmp_path):
+    node_port = 30000 + free_port() % 2700
+    manifest = _write(tmp_path, "deployment.yaml", COURSE_DEPLOYMENT + f"""\
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: nginx
+spec:
+  selector:
+    app: nginx
+  ports:
+  - port: 80
+    targetPort: 80
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: nginx-nodeport
+spec:
+  type: NodePort
+  selector:
+    app: nginx
+  ports:
+  - port: 8080
+    targetPort: 80
+    nodePort: {node_port}
+""")
+    out = kube.play(manifest).stdout.splitlines()
+    assert out == ["service/nginx created", "service/nginx-nodeport created",
+                   "deployment.apps/nginx-deployment created"]
+    pods = kube.pods()
+    assert len(pods) == 3 and all(n.startswith("nginx-deployment-") for n in pods)
+    svc = kube.service("nginx")
+    assert sorted(svc["endpoints"]) == sorted(p["ip"] for p in pods.values())
+    cluster_ip = svc["clusterIP"]
+    table = kube("kube", "get").stdout
+    assert cluster_ip in table and f"8080:{node_port}/TCP" in table
+
+    # ClusterIP from the host, NodePort from the host: every pod answers.
+    names = set(pods)
+    assert _answers(lambda: _http(cluster_ip, 80), names) == names
+    assert _answers(lambda: http_get(node_port), names) == names
+    # ClusterIP from inside a pod (it may land on itself: the hairpin case).
+    some = "k8s_nginx_" + sorted(names)[0] + "_default"
+    got = _answers(lambda: kube.exec(some, "wget", "-qO-", f"http://{cluster_ip}/",
+                                     check=False).stdout, names, tries=30)
+    assert got == names
+
+    # Kill a pod (its infra container holds the network namespace): replaced.
+    victim = sorted(names)[1]
+    os.kill(kube.inspect(f"k8s_POD_{victim}_default")["State"]["Pid"], signal.SIGKILL)
+    wait_for(lambda: victim not in kube.pods() and len(kube.pods()) == 3
+             and all(p["ip"] for p in kube.pods().values()), timeout=30,
+             what="the killed pod to be replaced")
+    new_names = set(kube.pods())
+    assert len(new_names - names) == 1
+    wait_for(lambda: sorted(kube.service("nginx")["endpoints"]) ==
+             sorted(p["ip"] for p in kube.pods().values()), what="the endpoints to follow")
+    assert _answers(lambda: _http(cluster_ip, 80), new_names) == new_names
+    assert not kube("ps", "-a", "-q", "--filter", f"name={victim}").stdout.strip()
+
+    # Kill a container (not its pod): the monitor restarts it in place (restartPolicy Always).
+    keep = sorted(new_names & names)[0]
+    app = f"k8s_nginx_{keep}_default"
+    os.kill(kube.inspect(app)["State"]["Pid"], signal.SIGKILL)
+    wait_for(lambda: kube.inspect(app)["RestartCount"] >= 1
+             and kube.inspect(app)["State"]["Running"], timeout=30, what="the restart")
+    assert set(kube.pods()) == new_names
+
+    out = kube.down(manifest).stdout.splitlines()
+    assert out == ['deployment.apps "nginx-deployment" deleted',
+                   'service "nginx" deleted', 'service "nginx-nodeport" deleted']
+    assert kube.kube_leftovers() == []
+    assert http_get(node_port, timeout=0.5) is None
+
+
+def test_liveness_probes_restart_the_container(kube, tmp_path):
+    manifest = _write(tmp_path, "probes.yaml", """\
+apiVersion: v1
+kind: Pod
+metadata: {name: probed}
+spec:
+  containers:
+  - name: exec-probe
+    image: busybox:latest
+    command: ["sh", "-c", "touch /tmp/healthy; sleep 2; rm /tmp/healthy; exec sleep 3600"]
+    livenessProbe:
+      exec: {command: [cat, /tmp/healthy]}
+      periodSeconds: 1
+      failureThreshold: 2
+  - name: http-probe
+    image: nginx:1.14.2
+    livenessProbe:
+      httpGet: {path: /missing, port: 80}
+      initialDelaySeconds: 1
+      periodSeconds: 1
+      failureThreshold: 2
+""")
+    kube.play(manifest)
+    for name in ("exec-probe", "http-probe"):
+        wait_for(lambda name=name: kube.inspect(f"k8s_{name}_probed_default")["RestartCount"]
+                 >= 1, timeout=40, interval=0.5, what=f"{name} to be restarted")
+    kube.down(manifest)
+    assert kube.kube_leftovers() == []
+
+
+@pytest.mark.parametrize("text, message", [
+    ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n"
+     "  - name: c\n    image: busybox:latest\n    envFrom: [{configMapRef: {name: nope}}]\n",
+     'Pod p: configmap "nope" not found'),
+    ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n"
+     "  - name: c\n    image: no-such-image-here:1\n", "no-such-image-here"),
+])
+def test_a_bad_file_makes_nothing(kube, tmp_path, text, message):
+    res = kube.kube("play", _write(tmp_path, "bad.yaml", text), check=False)
+    assert res.returncode != 0
+    assert message in res.stderr and "Traceback" not in res.stderr
+    assert kube.kube_leftovers() == []
