@@ -68,18 +68,32 @@ def play(fe, path, out=print):
     st = State(fe)
     with st.locked() as data:
         _check(fe, objects, data)
-        for obj in sorted(objects, key=lambda o: ORDER.index(o["kind"])):
-            k = key(obj["kind"], obj["namespace"], obj["name"])
-            old = data["objects"].get(k)
-            stored = _stored(obj)
-            verb = "created" if old is None else "unchanged" if old == stored else "configured"
-            if obj["kind"] == "Service":
-                _record_service(data, k, obj)
-            if obj["kind"] == "Pod" and verb == "configured":
-                _remove_pod(fe, st, data, f"{obj['namespace']}/{obj['name']}")
-            data["objects"][k] = stored
-            out(f"{RESOURCE[obj['kind']]}/{obj['name']} {verb}")
-        reconcile(fe, st, data, strict=True)
+        lines, created = [], []
+        try:
+            for obj in sorted(objects, key=lambda o: ORDER.index(o["kind"])):
+                k = key(obj["kind"], obj["namespace"], obj["name"])
+                old = data["objects"].get(k)
+                stored = _stored(obj)
+                verb = "created" if old is None else "unchanged" if old == stored else \
+                    "configured"
+                if verb == "created":
+                    created.append(k)
+                if obj["kind"] == "Service":
+                    _record_service(data, k, obj)
+                if obj["kind"] == "Pod" and verb == "configured":
+                    _remove_pod(fe, st, data, f"{obj['namespace']}/{obj['name']}")
+                data["objects"][k] = stored
+                lines.append(f"{RESOURCE[obj['kind']]}/{obj['name']} {verb}")
+            reconcile(fe, st, data, strict=True)
+        except BaseException:
+            # A pod that could not start (a runtime failure: the input was checked):
+            # what this play created goes again, so a retry starts from the same place.
+            for k in created:
+                _delete(fe, st, data, k)
+            _sync_services(fe, data, force=True)
+            raise
+        for line in lines:
+            out(line)
         need_controller = not st.empty(data)
     if need_controller:
         from minirun.kube import controller
@@ -93,16 +107,10 @@ def down(fe, path, out=print):
     with st.locked() as data:
         for obj in objects:   # file order, as `kubectl delete -f`
             k = key(obj["kind"], obj["namespace"], obj["name"])
-            if data["objects"].pop(k, None) is None:
+            if not _delete(fe, st, data, k):
                 out(f"Error from server (NotFound): {RESOURCE[obj['kind']]}s "
                     f"\"{obj['name']}\" not found")
                 continue
-            for pk, pod in list(data["pods"].items()):
-                if pod["owner"] == k or (obj["kind"] == "Pod" and pod["owner"] is None and
-                                         pk == f"{obj['namespace']}/{obj['name']}"):
-                    _remove_pod(fe, st, data, pk)
-            if obj["kind"] == "Service":
-                data["services"].pop(f"{obj['namespace']}/{obj['name']}", None)
             out(f"{RESOURCE[obj['kind']]} \"{obj['name']}\" deleted")
         _sync_services(fe, data, force=True)
         empty = st.empty(data)
@@ -157,6 +165,20 @@ def _record_service(data, k, obj):
                             "endpoints": (old or {}).get("endpoints", []), "object": k}
 
 
+def _delete(fe, st, data, k):
+    """Forget object `k` and remove what it made; False if it was not there."""
+    obj = data["objects"].pop(k, None)
+    if obj is None:
+        return False
+    own = f"{obj['namespace']}/{obj['name']}"
+    for pk, pod in list(data["pods"].items()):
+        if pod["owner"] == k or (obj["kind"] == "Pod" and pod["owner"] is None and pk == own):
+            _remove_pod(fe, st, data, pk)
+    if obj["kind"] == "Service":
+        data["services"].pop(own, None)
+    return True
+
+
 def _remove_pod(fe, st, data, pk):
     pod = data["pods"].get(pk)
     if pod is not None:
@@ -203,7 +225,7 @@ def reconcile(fe, st, data, strict=False):
             attempt(_start_pod, fe, st, data, pod, configs)
         elif obj["kind"] == "Deployment":
             _scale(fe, st, data, k, obj, configs, attempt)
-    _sync_services(fe, data)
+    _sync_services(fe, data, force=strict)
     return errors
 
 
@@ -239,8 +261,9 @@ def _target_port(svc_port, pod):
 
 
 def _sync_services(fe, data, force=False):
-    """Endpoints = running pods whose labels match the selector; rules rewritten
-    when any Service's endpoints (or the Services) changed."""
+    """Endpoints = running pods whose labels match the selector; the rules are
+    rewritten when an endpoint changed (the controller, every second) or when
+    asked (play and down, whose Services may have changed)."""
     changed = force
     rules = {}
     for sk, svc in data["services"].items():
@@ -258,6 +281,5 @@ def _sync_services(fe, data, force=False):
             resolved = [t for t in (_target_port(port, p) for p in members) if t]
             ports.append(dict(port, targetPort=resolved[0] if resolved else 1))
         rules[sk] = dict(svc, ports=ports)
-    if changed or data.get("_rules_written") != sorted(rules):
+    if changed:
         services.sync(fe, rules)
-        data["_rules_written"] = sorted(rules)

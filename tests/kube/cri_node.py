@@ -214,8 +214,17 @@ class Node:
         except FileNotFoundError:
             return []
 
-    def host_links(self):
-        return set(os.listdir("/sys/class/net"))
+    def our_links(self):
+        """Host interfaces with an address in this run's pod subnet (ptp's host ends)."""
+        import ipaddress
+        import json
+
+        net = ipaddress.ip_network(self.subnet)
+        links = json.loads(subprocess.run(["ip", "-j", "-4", "addr"], capture_output=True,
+                                          text=True, check=True).stdout)
+        return sorted(link["ifname"] for link in links
+                      if any(ipaddress.ip_address(a["local"]) in net
+                             for a in link.get("addr_info", ())))
 
     def close(self):
         if self.channel is not None:

@@ -71,7 +71,6 @@ def _exec(node, cid, *cmd):
 
 
 def test_pod_of_two_containers_sharing_the_network(node):
-    links_before = node.host_links()
     pulled = node.images("PullImage", "PullImageRequest", "PullImageResponse",
                          {"image": {"image": node.busybox_image}})
     assert pulled["image_ref"].startswith("sha256:")
@@ -84,6 +83,7 @@ def test_pod_of_two_containers_sharing_the_network(node):
     stopped = removed = False
     try:
         assert sandbox_id in node.minirun_states(), "the pause container is not minirun's"
+        assert len(node.our_links()) == 1      # CNI ptp's host end of the pod's veth
         server = _container(node, sandbox_id, config, "server",
                             "mkdir -p /www && echo hello over localhost > /www/index.html && "
                             "echo server ready && exec httpd -f -p 127.0.0.1:8080 -h /www")
@@ -135,7 +135,7 @@ def test_pod_of_two_containers_sharing_the_network(node):
                      {"pod_sandbox_id": sandbox_id})
         removed = True
         assert node.minirun_states() == []
-        assert node.host_links() <= links_before, "the pod's veth is left on the host"
+        assert node.our_links() == [], "the pod's veth is left on the host"
     finally:
         if not stopped:
             node.runtime("StopPodSandbox", "PodSandboxIdRequest", "Empty",
