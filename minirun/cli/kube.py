@@ -29,7 +29,13 @@ def kube():
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.pass_context
 def play(ctx, store_root, file):
-    """Create or update the objects of FILE (several YAML documents); like `kubectl apply -f`."""
+    """Create or update the objects of FILE (several YAML documents); like `kubectl apply -f`.
+
+    \b
+    Examples:
+      minirun kube play deployment.yaml
+      minirun kube play --store /tmp/lab pod.yaml   # a private store (or MINIRUN_STORE)
+    """
     from minirun.kube import api
 
     api.play(_fe(ctx, store_root), file, out=click.echo)
@@ -40,7 +46,12 @@ def play(ctx, store_root, file):
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.pass_context
 def down(ctx, store_root, file):
-    """Delete the objects of FILE and everything they made; like `kubectl delete -f`."""
+    """Delete the objects of FILE and everything they made; like `kubectl delete -f`.
+
+    \b
+    Examples:
+      minirun kube down deployment.yaml
+    """
     from minirun.kube import api
 
     api.down(_fe(ctx, store_root), file, out=click.echo)
@@ -50,7 +61,12 @@ def down(ctx, store_root, file):
 @store_option
 @click.pass_context
 def get(ctx, store_root):
-    """List the pods (with their addresses) and the services (with their endpoints)."""
+    """List the pods (with their addresses) and the services (with their endpoints).
+
+    \b
+    Examples:
+      minirun kube get
+    """
     from minirun.kube import api
 
     pods, services = api.get(_fe(ctx, store_root))

@@ -17,13 +17,14 @@ RESTART = {"Always": "always", "OnFailure": "on-failure", "Never": "no"}
 
 
 def run_options(container, *, name, labels, env, mounts, network=None, hostname=None,
-                restart="Always"):
+                restart="Always", grace=30):
     """A Kubernetes container -> RunOptions.
 
     container  podspec's dict: image, command (ENTRYPOINT), args (CMD), workingDir,
                ports (published when they have a hostPort), limits
     env        ["K=V"] already resolved (values, ConfigMap/Secret refs)
     mounts     [(host_path, container_path, read_only)]
+    grace      the pod's terminationGracePeriodSeconds
     network    None for the pod's infra container (it owns the netns, the ports,
                the hostname); "container:<infra id>" for the others
     """
@@ -56,9 +57,8 @@ def run_options(container, *, name, labels, env, mounts, network=None, hostname=
         workdir=container.get("workingDir"),
         limits=Limits(memory=limits.get("memory"), cpus=cpus),
         restart=options.parse_restart(RESTART[restart]),
-        # SIGTERM, then SIGKILL after terminationGracePeriodSeconds' default... shortened:
-        # a pod's processes are usually shells and servers that die on TERM.
-        stop_timeout=5, init=network is None, labels=dict(labels))
+        stop_timeout=grace,            # `minirun stop`: SIGTERM, SIGKILL after the grace period
+        init=network is None, labels=dict(labels))
 
 
 def ensure_image(fe, ref):

@@ -182,7 +182,7 @@ def start(fe, st, pod, configs):
             env=[f"HOSTNAME={spec['hostname'] or pod['name']}", *env[c["name"]]],
             labels=dict(labels, **{"io.kubernetes.container.name": c["name"]}),
             mounts=_mounts(c, volumes, spec), network="container:" + pod["infra"],
-            restart=spec["restartPolicy"]))
+            restart=spec["restartPolicy"], grace=spec.get("terminationGracePeriodSeconds", 30)))
         pod["containers"][c["name"]] = cid
 
 

@@ -2,7 +2,7 @@
 
     {"containers": [container...], "restartPolicy": "Always"|"OnFailure"|"Never",
      "volumes": {name: {"type": "emptyDir"|"hostPath"|"configMap"|"secret", ...}},
-     "hostname": str|None}
+     "hostname": str|None, "terminationGracePeriodSeconds": int}
 
 A container: name, image, command, args, env (list of {name, value} or
 {name, ref: {kind, name, key, optional}}), envFrom ({kind, name, prefix}),
@@ -51,8 +51,10 @@ def pod_spec(where, spec, path):
         hostname = where.name(hostname, f"{path}.hostname")
     if spec.get("initContainers"):
         where.fail(f"{path}.initContainers", "not supported by kube play")
+    grace = where.integer(spec.get("terminationGracePeriodSeconds"),
+                          f"{path}.terminationGracePeriodSeconds", default=30, low=0)
     return {"containers": containers, "restartPolicy": policy, "volumes": volumes,
-            "hostname": hostname}
+            "hostname": hostname, "terminationGracePeriodSeconds": grace}
 
 
 def _volume(where, v, path):
