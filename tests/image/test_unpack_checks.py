@@ -339,7 +339,9 @@ def test_invalid_layer_leaves_nothing_in_the_store(tmp_path, case, monkeypatch):
     store = Store(str(tmp_path / "store")).ensure()
     with pytest.raises(MinirunError):
         name, _ = layoutmod.load_archive(store, layout, name="test/bad")[0]
-        overlay.prepare_rootfs(store.resolve(name), "c", store=store, use_overlay=True)
+        _, cleanup = overlay.prepare_rootfs(store.resolve(name), "c", store=store,
+                                            use_overlay=True)
+        cleanup()  # not reached unless the bad layer was accepted
     assert os.listdir(store.path("tmp")) == []
     assert os.listdir(store.path("layers")) == []
     assert os.listdir(store.path("containers")) == []
