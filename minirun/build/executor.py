@@ -190,7 +190,8 @@ def run_build(opts, out=None):
         return image
     builder.say(f"Successfully built {image.id.partition(':')[2][:12]}")
     for ref in refs:
-        builder.say(f"Successfully tagged {ref.familiar}")
+        tag = f":{ref.tag}" if ref.tag else f"@{ref.digest}"
+        builder.say(f"Successfully tagged {ref.familiar}{tag}")
     return image
 
 

@@ -122,18 +122,27 @@ class StageRun:
             if platform:
                 self.b.opts.platform = self.b.opts.platform or platform
             self.state = State.from_image(self.b.image(name))
+        if not any(e.startswith("PATH=") for e in self.state.run_config.get("Env") or []):
+            from minirun.image.bundle import DEFAULT_PATH
+
+            # Docker adds the default PATH to a stage whose base has none (scratch).
+            self.state.set_env("PATH", DEFAULT_PATH.partition("=")[2])
         self.b.say(f" ---> {_short(mf.Image(self.b.store, self.state.digest).id)}")
 
     def dispatch(self, inst):
+        from minirun.build.steps_run import RunFailed
+
         handler = getattr(self, "do_" + inst.cmd.lower())
         try:
             handler(inst)
-        except dfmod.DockerfileError:
+        except (dfmod.DockerfileError, RunFailed):
             raise
         except MinirunError as e:
-            if getattr(e, "exit_code", 1) != 1 or str(e).startswith(("COPY failed", "ADD failed")):
+            if str(e).startswith(("COPY failed", "ADD failed")):
                 raise
-            raise type(e)(f"{inst.cmd} (line {inst.line}): {e}") from None
+            wrapped = MinirunError(f"{inst.cmd} (line {inst.line}): {e}")
+            wrapped.exit_code = e.exit_code
+            raise wrapped from None
 
     def cached_step(self, key_text, apply, files=None, empty_layer=True):
         """Look the step up in the cache; else apply(state) to a child state.
@@ -299,16 +308,32 @@ class StageRun:
         self.cached_step(f"/bin/sh -c #(nop) WORKDIR {path}", apply)
 
     def _mkdir_workdir(self, state, path):
+        """Create a missing WORKDIR, owned by the USER (as BuildKit and buildah do)."""
+        from minirun.image.bundle import resolve_user
         from minirun.linux.paths import mkdirs_in_root, open_in_root
 
         with Workspace(self.b.store, self.state) as ws:
-            root_fd = open_root(ws.mount())
+            rootfs = ws.mount()
+            root_fd = open_root(rootfs)
             try:
                 try:
                     os.close(open_in_root(root_fd, path, os.O_PATH))
                     return False
                 except FileNotFoundError:
-                    os.close(mkdirs_in_root(root_fd, path, 0o755))
+                    pass
+                user = resolve_user(rootfs, state.run_config.get("User"))
+                parts = [p for p in path.split("/") if p]
+                for n in range(1, len(parts) + 1):
+                    sub = "/".join(parts[:n])
+                    try:
+                        os.close(open_in_root(root_fd, sub, os.O_PATH))
+                        continue
+                    except FileNotFoundError:
+                        fd = mkdirs_in_root(root_fd, sub, 0o755)
+                    try:
+                        os.chown(f"/proc/self/fd/{fd}", user["uid"], user["gid"])
+                    finally:
+                        os.close(fd)
             finally:
                 os.close(root_fd)
             return ws.commit(state, self.b.epoch)

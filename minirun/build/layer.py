@@ -79,9 +79,10 @@ def is_empty(upper):
 
 
 class _Writer:
-    def __init__(self, tar, epoch):
+    def __init__(self, tar, epoch, exclude=()):
         self.tar = tar
         self.epoch = epoch
+        self.exclude = set(exclude)
         self.links = {}  # (dev, ino) -> first name in this layer
 
     def _info(self, name, st):
@@ -99,6 +100,8 @@ class _Writer:
         for entry in entries:
             path = entry.path
             name = f"{prefix}{entry.name}"
+            if name in self.exclude:
+                continue
             st = os.lstat(path)
             if _is_whiteout(st):
                 info = self._info(f"{prefix}{WHITEOUT}{entry.name}", st)
@@ -153,14 +156,14 @@ def source_date_epoch():
     return int(value)
 
 
-def write_layer(store, upper, epoch=None):
-    """Tar+gzip the upper dir into a store blob.  Returns the layer
-    descriptor and its diff_id."""
+def write_layer(store, upper, epoch=None, exclude=()):
+    """Tar+gzip the upper dir into a store blob (leaving out the relative
+    paths in `exclude`).  Returns the layer descriptor and its diff_id."""
     with store.blob_writer(what="layer") as blob:
         sink = _DiffSink(blob)
         with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT,
                           encoding="utf-8", errors="surrogateescape") as tar:
-            _Writer(tar, epoch).walk(upper)
+            _Writer(tar, epoch, exclude).walk(upper)
         sink.gz.close()
         digest = blob.commit()
         size = blob.size

@@ -36,6 +36,8 @@ def make_spec(config, rootfs, argv, env, network, hostname, etc_dir):
     if not any(e.startswith("HOME=") for e in proc["env"]):
         proc["env"].append(f"HOME={home_dir(rootfs, proc['user']['uid'])}")
     proc["terminal"] = False
+    user = proc["user"]  # the primary group is a supplementary one too (Docker, podman)
+    user["additionalGids"] = sorted({user["gid"], *user.get("additionalGids", [])})
     proc["capabilities"] = capabilities()
     proc["noNewPrivileges"] = False
     import resource

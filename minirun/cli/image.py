@@ -198,6 +198,7 @@ def inspect(fmt, store_root, names):
             "Architecture": cfg.get("architecture"), "Variant": cfg.get("variant"),
             "Os": cfg.get("os"), "Size": image.size, "Config": cfg.get("config", {}),
             "RootFS": {"Type": "layers", "Layers": image.diff_ids},
+            "History": cfg.get("history") or [],
             "Manifest": {"Digest": image.digest, "MediaType": image.manifest.get("mediaType"),
                          "Layers": image.layers},
         })
