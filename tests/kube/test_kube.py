@@ -232,6 +232,16 @@ spec:
              and kube.inspect(app)["State"]["Running"], timeout=30, what="the restart")
     assert set(kube.pods()) == new_names
 
+    # Scaled down by playing the file again with another replicas count.
+    scaled = _write(tmp_path, "deployment.yaml",
+                    open(manifest).read().replace("replicas: 3", "replicas: 2"))
+    out = kube.play(scaled).stdout.splitlines()
+    assert "deployment.apps/nginx-deployment configured" in out
+    assert "service/nginx unchanged" in out
+    assert len(kube.pods()) == 2 and set(kube.pods()) < new_names
+    assert sorted(kube.service("nginx")["endpoints"]) == sorted(
+        p["ip"] for p in kube.pods().values())
+
     out = kube.down(manifest).stdout.splitlines()
     assert out == ['deployment.apps "nginx-deployment" deleted',
                    'service "nginx" deleted', 'service "nginx-nodeport" deleted']
