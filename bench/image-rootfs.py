@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Time to a ready container rootfs from an image (a second container from an image already unpacked).
 
-    bench/image-rootfs.py [-n 20] [--layout /var/tmp/lab/perf/images/debian:latest]
+    bench/image-rootfs.py [-n 20] [--layout DIR[:TAG]]
+
+Without --layout, the Debian-like 4-layer test image (tests/image/imagebuild.py)
+is built in a temp dir first.
 
 Loads the OCI layout into a throwaway store, then times prepare_rootfs():
 the first container (layers unpacked into the store's per-layer cache, then
@@ -25,10 +28,17 @@ from minirun.image.store import Store  # noqa: E402
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("-n", type=int, default=20)
-    ap.add_argument("--layout", default="/var/tmp/lab/perf/images/debian:latest")
+    ap.add_argument("--layout")
     a = ap.parse_args()
-    path, tag = layout.split_layout_ref(a.layout)
     tmp = tempfile.mkdtemp(prefix="minirun-bench-", dir="/var/tmp")
+    if not a.layout:
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                                        "tests", "image"))
+        from imagebuild import debian_like_layers, make_layout
+
+        make_layout(os.path.join(tmp, "layout"), debian_like_layers())
+        a.layout = os.path.join(tmp, "layout") + ":latest"
+    path, tag = layout.split_layout_ref(a.layout)
     try:
         store = Store(os.path.join(tmp, "store")).ensure()
         name = f"localhost/bench:{tag or 'latest'}"

@@ -145,7 +145,7 @@ def parse_manifest(data):
 
 
 _DOCKER_TO_OCI = {DOCKER_LAYER: OCI_LAYER, DOCKER_LAYER_GZIP: OCI_LAYER_GZIP,
-                  DOCKER_FOREIGN_GZIP: "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"}
+                  DOCKER_FOREIGN_GZIP: OCI_LAYER_TYPES[4]}  # nondistributable tar+gzip
 
 
 def oci_layer(desc):

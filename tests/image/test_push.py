@@ -170,7 +170,8 @@ def test_push_with_basic_auth(layouts, tmp_path):
         warnings.simplefilter("ignore", DeprecationWarning)
         import crypt
     htpasswd = tmp_path / "htpasswd"  # bcrypt cost 4: the registry checks it per request
-    htpasswd.write_text(f"bob:{crypt.crypt('hunter2', crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16))}\n")
+    salt = crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)
+    htpasswd.write_text(f"bob:{crypt.crypt('hunter2', salt)}\n")
     r = Registry(str(tmp_path / "reg"), f"""auth:
   htpasswd:
     realm: test
