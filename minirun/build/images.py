@@ -38,7 +38,9 @@ class State:
         cfg = copy.deepcopy(image.config)
         cfg.setdefault("config", {})
         cfg.setdefault("history", [])
-        return cls(cfg, [dict(layer) for layer in image.layers], image.digest)
+        # The new manifest is OCI: a Docker base's layer types become OCI ones
+        # (one manifest never mixes the two families).
+        return cls(cfg, [mf.oci_layer(layer) for layer in image.layers], image.digest)
 
     @property
     def run_config(self):
