@@ -18,9 +18,15 @@ class ConfigError(MinirunError):
 
 
 class ContainerNotFound(MinirunError):
-    def __init__(self, container_id):
-        super().__init__("container does not exist")
+    """No container by that id (runc's words) or name/id prefix (Docker's words)."""
+
+    def __init__(self, container_id, message="container does not exist"):
+        super().__init__(message)
         self.container_id = container_id
+
+    @classmethod
+    def docker(cls, ref):
+        return cls(ref, f"No such container: {ref}")
 
 
 class ContainerExists(MinirunError):
@@ -41,5 +47,39 @@ class CgroupError(MinirunError):
     """The kernel refused a cgroup operation; the message names the file and value."""
 
 
+class BadOption(MinirunError):
+    """A Docker-style flag value that cannot be used: Docker's exit status 125."""
+
+    exit_code = 125
+
+
 class ExecError(MinirunError):
-    """The container's process could not be started."""
+    """The container's process could not be started (e.g. its cwd is missing).
+    `kind` travels from the container's init to the runtime (report_error);
+    `docker_exit_code` is what `minirun run`/`exec` exit with."""
+
+    kind = "exec"
+    docker_exit_code = 125
+
+
+class CommandNotFound(ExecError):
+    kind = "not-found"
+    docker_exit_code = 127
+
+
+class CommandNotInvokable(ExecError):
+    kind = "cannot-invoke"
+    docker_exit_code = 126
+
+
+def from_report(msg, default="container process exited during setup"):
+    """The exception a child stage reported as {"error", "kind"} (spawn.report_error)."""
+    msg = msg or {}
+    kinds = {c.kind: c for c in (ExecError, CommandNotFound, CommandNotInvokable)}
+    return kinds.get(msg.get("kind"), MinirunError)(msg.get("error") or default)
+
+
+def docker_exit_code(exc):
+    """Docker's status for a container that could not run: 126 (cannot invoke),
+    127 (not found), else 125 (minirun failed)."""
+    return getattr(exc, "docker_exit_code", 125)

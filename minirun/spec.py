@@ -1,13 +1,25 @@
 """The OCI bundle: loading and checking config.json, and the default spec.
 
-Where each field is applied:
-  root, mounts, linux.devices, maskedPaths, readonlyPaths,
-  rootfsPropagation, hostname, domainname, linux.sysctl -> minirun/init/rootfs.py
-  process.*  (user, caps, rlimits, env, cwd, args, noNewPrivileges,
-              oomScoreAdj, terminal)                    -> minirun/init/process.py
-  linux.namespaces, linux.uidMappings/gidMappings     -> minirun/runtime/spawn.py
-  linux.resources, linux.cgroupsPath                  -> minirun/cgroups/
-  hooks                                               -> minirun/runtime/hooks.py
+Where each field of config.json is read and applied (FIELD_MAP below is the
+same map as data; tests/runtime/test_spec_fields.py checks that every module
+named there handles its field):
+
+  root, mounts, linux.devices, linux.maskedPaths,
+  linux.readonlyPaths, linux.rootfsPropagation        -> init/rootfs.py (devices: init/devices.py)
+  hostname, domainname, linux.sysctl                  -> init/__init__.py (in the new UTS/net ns)
+  process.user, capabilities, rlimits, env, cwd, args,
+  process.noNewPrivileges                             -> init/process.py
+  process.terminal, process.consoleSize               -> init/console.py
+  process.oomScoreAdj                                 -> runtime/create.py reads it, runtime/spawn.py
+                                                         writes /proc/PID/oom_score_adj
+  linux.seccomp                                       -> linux/seccomp.py compiles it (at create),
+                                                         init/process.py loads it just before exec
+  linux.namespaces, linux.uidMappings/gidMappings     -> runtime/create.py plans them,
+                                                         runtime/spawn.py makes them
+  linux.resources, linux.cgroupsPath                  -> cgroups/v1.py, cgroups/v2.py (the path:
+                                                         cgroups/__init__.py)
+  hooks                                               -> hooks.py
+  annotations                                         -> runtime/state.py (the state JSON)
 """
 import json
 import os
@@ -16,6 +28,28 @@ import re
 from minirun import OCI_VERSION
 from minirun.errors import ConfigError
 
+# field of config.json -> the modules (under minirun/) that handle it
+FIELD_MAP = {
+    "root": ("init/rootfs.py",), "mounts": ("init/rootfs.py",),
+    "linux.devices": ("init/rootfs.py", "init/devices.py"),
+    "linux.maskedPaths": ("init/rootfs.py",), "linux.readonlyPaths": ("init/rootfs.py",),
+    "linux.rootfsPropagation": ("init/rootfs.py",),
+    "hostname": ("init/__init__.py",), "domainname": ("init/__init__.py",),
+    "linux.sysctl": ("init/__init__.py",),
+    "process.user": ("init/process.py",), "process.capabilities": ("init/process.py",),
+    "process.rlimits": ("init/process.py",), "process.env": ("init/process.py",),
+    "process.cwd": ("init/process.py",), "process.args": ("init/process.py",),
+    "process.noNewPrivileges": ("init/process.py",),
+    "process.terminal": ("init/console.py",), "process.consoleSize": ("init/console.py",),
+    "process.oomScoreAdj": ("runtime/create.py", "runtime/spawn.py"),
+    "linux.seccomp": ("linux/seccomp.py", "runtime/create.py", "init/process.py"),
+    "linux.namespaces": ("runtime/create.py", "runtime/spawn.py"),
+    "linux.uidMappings": ("runtime/create.py", "runtime/spawn.py"),
+    "linux.gidMappings": ("runtime/create.py", "runtime/spawn.py"),
+    "linux.resources": ("cgroups/v1.py", "cgroups/v2.py"),
+    "linux.cgroupsPath": ("cgroups/__init__.py",),
+    "hooks": ("hooks.py",), "annotations": ("runtime/state.py",),
+}
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
 _VERSION_RE = re.compile(r"^1\.\d+\.\d+(-[0-9A-Za-z.+-]+)?$")
 

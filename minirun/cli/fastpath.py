@@ -8,6 +8,7 @@ cli/oci.py calls.  Anything else -- help, a bad flag, a missing argument, any
 other verb -- returns False and goes through click, the reference CLI, which
 also produces the error messages.
 """
+import os
 import sys
 
 # global options taking a value -> keyword; global flags that are accepted
@@ -79,8 +80,15 @@ def parse(args):
             if not opts["preserve_fds"].isdigit():
                 return None
             opts["preserve_fds"] = int(opts["preserve_fds"])
+        if "bundle" not in opts and not os.path.isfile("config.json"):
+            return None  # `run/create IMAGE` (the Docker-like form) is click's to dispatch
         if verb == "run" and "bundle" not in opts:
-            return None  # `run IMAGE` (the Docker-like form) is click's to dispatch
+            return None
+    if verb in ("start", "kill", "delete"):
+        from minirun.frontend import lookup
+
+        if lookup.docker_side(opts["container_id"], glob.get("root", "/run/minirun")):
+            return None  # a front-end container: Docker's verb (cli/dispatch.py)
     return verb, glob, opts
 
 
@@ -118,11 +126,10 @@ def _call(verb, root, opts):
 
         start(root, cid)
     elif verb == "state":
-        import json
-
+        from minirun import jsonio
         from minirun.runtime.query import state
 
-        sys.stdout.write(json.dumps(state(root, cid), indent=2) + "\n")
+        sys.stdout.write(jsonio.dumps(state(root, cid), indent=2) + "\n")
     elif verb == "kill":
         from minirun.runtime.kill import kill, parse_signal
 

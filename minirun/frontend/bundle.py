@@ -14,6 +14,7 @@ WorkingDir, User, annotations); on top of it, what Docker's daemon adds:
 """
 import os
 import socket
+import stat
 
 from minirun.errors import MinirunError
 
@@ -52,33 +53,25 @@ def capabilities(cap_add=(), cap_drop=(), privileged=False):
     return {k: list(names) for k in ("bounding", "effective", "permitted")}
 
 
-def _home(rootfs, uid):
-    from minirun.image.bundle import _db
+def build(image, rootfs, opts, *, cid, hostname, mounts=(), etc_files=None,
+          network_mode="bridge"):
+    """The config.json dict for RunOptions `opts`.  `mounts` are the resolved
+    volume/bind mounts: [{"Source": host path, "Destination", "RW", "Propagation"}]."""
+    from minirun.image.bundle import home_dir, image_spec
 
-    for row in _db(rootfs, "/etc/passwd"):
-        if len(row) > 5 and row[2] == str(uid):
-            return row[5] or "/"
-    return "/root" if uid == 0 else "/"
-
-
-def build(image, rootfs, *, cid, hostname, args=None, entrypoint=None, env=(), user=None,
-          workdir=None, tty=False, open_stdin=False, read_only=False, mounts=(), tmpfs=(),
-          etc_files=None, network_mode="bridge", memory=None, memory_swap=None, cpus=None,
-          cpu_shares=None, pids_limit=None, ulimits=(), cap_add=(), cap_drop=(),
-          privileged=False, security=None, init=False):
-    """The config.json dict.  `mounts` are resolved volume/bind mounts:
-    [{"Source": host path, "Destination", "RW", "Propagation"}]."""
-    from minirun.image.bundle import image_spec
-
-    security = security or {}
-    env = [f"HOSTNAME={hostname}", *env]
-    spec = image_spec(image.config, rootfs, args=args or None, entrypoint=entrypoint, env=env,
-                      user=user, workdir=workdir, terminal=tty, hostname=hostname)
+    sec, lim = opts.security, opts.limits
+    privileged = sec.privileged
+    env = [f"HOSTNAME={hostname}", *opts.env]
+    entrypoint = None if opts.entrypoint is None else ([opts.entrypoint] if opts.entrypoint
+                                                       else [])
+    spec = image_spec(image.config, rootfs, args=list(opts.command) or None,
+                      entrypoint=entrypoint, env=env, user=opts.user, workdir=opts.workdir,
+                      terminal=opts.tty, hostname=hostname)
     proc = spec["process"]
     if not any(e.startswith("HOME=") for e in proc["env"]):
-        proc["env"].append(f"HOME={_home(rootfs, proc['user']['uid'])}")
-    proc["capabilities"] = capabilities(cap_add, cap_drop, privileged)
-    proc["noNewPrivileges"] = bool(security.get("no_new_privileges"))
+        proc["env"].append(f"HOME={home_dir(rootfs, proc['user']['uid'])}")
+    proc["capabilities"] = capabilities(sec.cap_add, sec.cap_drop, privileged)
+    proc["noNewPrivileges"] = sec.no_new_privileges
     rlimits = {r["type"]: r for r in proc.get("rlimits") or []}
     # Docker leaves the daemon's (high) open-files limit; runc's spec has 1024.
     import resource
@@ -86,13 +79,13 @@ def build(image, rootfs, *, cid, hostname, args=None, entrypoint=None, env=(), u
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     hard = 1048576 if hard == resource.RLIM_INFINITY else hard
     rlimits["RLIMIT_NOFILE"] = {"type": "RLIMIT_NOFILE", "soft": hard, "hard": hard}
-    for u in ulimits:
+    for u in lim.ulimits:
         kind = "RLIMIT_" + u["Name"].upper()
         rlimits[kind] = {"type": kind, "soft": u["Soft"], "hard": u["Hard"]}
     proc["rlimits"] = list(rlimits.values())
-    if init:
+    if opts.init:
         proc["args"] = [INIT_PATH, "--", *proc["args"]]
-    spec["root"] = {"path": rootfs, "readonly": bool(read_only)}
+    spec["root"] = {"path": rootfs, "readonly": bool(opts.read_only)}
     spec["hostname"] = hostname
 
     linux = spec["linux"]
@@ -112,6 +105,8 @@ def build(image, rootfs, *, cid, hostname, args=None, entrypoint=None, env=(), u
         resources["devices"] = [{"allow": True, "access": "rwm"}]
         linux["maskedPaths"] = []
         linux["readonlyPaths"] = []
+    _devices(linux, resources, opts.devices)
+    memory, memory_swap = lim.memory, lim.memory_swap
     memory_res = {}
     if memory:
         memory_res["limit"] = memory
@@ -133,32 +128,36 @@ def build(image, rootfs, *, cid, hostname, args=None, entrypoint=None, env=(), u
     if memory_res:
         resources["memory"] = memory_res
     cpu = {}
-    if cpus:
-        cpu["quota"], cpu["period"] = cpus
-    if cpu_shares:
-        cpu["shares"] = cpu_shares
+    if lim.cpus:
+        cpu["quota"], cpu["period"] = lim.cpus
+    if lim.cpu_shares:
+        cpu["shares"] = lim.cpu_shares
     if cpu:
         resources["cpu"] = cpu
-    if pids_limit:
-        resources["pids"] = {"limit": pids_limit}
+    if lim.pids_limit:
+        resources["pids"] = {"limit": lim.pids_limit}
 
     out = []
     for m in spec["mounts"]:
         if m["destination"] == "/sys" and privileged:
             m = dict(m, options=[o for o in m.get("options", []) if o != "ro"])
+        if m["destination"] == "/dev/shm" and lim.shm_size:
+            m = dict(m, options=[o for o in m.get("options", []) if not o.startswith("size=")]
+                     + [f"size={lim.shm_size}"])
         out.append(m)
     for dest, src in (etc_files or {}).items():
         out.append({"destination": dest, "type": "bind", "source": src,
                     "options": ["rbind", "rprivate"]})
-    for dest, opts in tmpfs:
-        out.append({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": opts})
+    for m in opts.tmpfs():
+        out.append({"destination": m.destination, "type": "tmpfs", "source": "tmpfs",
+                    "options": list(m.tmpfs_options)})
     for m in mounts:
-        opts = ["rbind"] + (m.get("Propagation") or ["rprivate"])
+        bind_opts = ["rbind"] + (m.get("Propagation") or ["rprivate"])
         if not m.get("RW", True):
-            opts.append("ro")
+            bind_opts.append("ro")
         out.append({"destination": m["Destination"], "type": "bind", "source": m["Source"],
-                    "options": opts})
-    if init:
+                    "options": bind_opts})
+    if opts.init:
         out.append({"destination": INIT_PATH, "type": "bind", "source": find_init(),
                     "options": ["bind", "ro", "nosuid", "nodev"]})
     # Later mounts must not be hidden by earlier ones at the same path: Docker
@@ -168,16 +167,32 @@ def build(image, rootfs, *, cid, hostname, args=None, entrypoint=None, env=(), u
         seen[os.path.normpath(m["destination"])] = i
     spec["mounts"] = [m for i, m in enumerate(out) if seen[os.path.normpath(m["destination"])] == i]
 
-    if security.get("seccomp") and security["seccomp"] != "unconfined":
+    if sec.seccomp and sec.seccomp != "unconfined":
         import json
 
-        with open(security["seccomp"]) as f:
+        with open(sec.seccomp) as f:
             try:
                 linux["seccomp"] = json.load(f)
             except ValueError as e:
-                raise MinirunError(f"seccomp profile {security['seccomp']}: {e}") from None
+                raise MinirunError(f"seccomp profile {sec.seccomp}: {e}") from None
     spec.setdefault("annotations", {})
     return spec
+
+
+def _devices(linux, resources, devices):
+    """--device: the node made in the container's /dev, and allowed in its cgroup."""
+    for d in devices:
+        st = os.stat(d.host_path)
+        kind = "c" if stat.S_ISCHR(st.st_mode) else "b"
+        linux.setdefault("devices", []).append({
+            "path": d.container_path, "type": kind, "major": os.major(st.st_rdev),
+            "minor": os.minor(st.st_rdev), "fileMode": stat.S_IMODE(st.st_mode),
+            "uid": st.st_uid, "gid": st.st_gid})
+        if "w" not in d.permissions and "r" not in d.permissions:
+            continue
+        resources.setdefault("devices", []).append({
+            "allow": True, "type": kind, "major": os.major(st.st_rdev),
+            "minor": os.minor(st.st_rdev), "access": d.permissions})
 
 
 def _swap_accounting():

@@ -171,16 +171,77 @@ class StartFailed(MinirunError):
         self.exit_code = code
 
 
-def start_attached(root, cid, directory, tty=False, stdin=False, sig_proxy=True):
+def start_attached(root, cid, directory, tty=False, stdin=False, sig_proxy=True,
+                   detach_keys=None):
     """Start the container through the monitor and stay attached: its output on
     ours, our stdin to it (stdin=True), our terminal size and Ctrl-C (tty), or
-    our signals forwarded (no tty).  Returns its exit code; raises StartFailed."""
+    our signals forwarded (no tty).  Returns its exit code (0 after the detach
+    keys); raises StartFailed."""
+    return _session(root, {"op": "start", "id": cid, "dir": directory, "attach": True,
+                           "stdin": stdin, "trace": tracing()}, tty, stdin, sig_proxy,
+                    detach_keys)
+
+
+def attach(root, cid, tty=False, stdin=True, sig_proxy=True, detach_keys=None):
+    """Join a running container's I/O (`minirun attach`); its exit code, or 0
+    when the detach keys were typed."""
+    return _session(root, {"op": "attach", "id": cid, "stdin": stdin}, tty, stdin, sig_proxy,
+                    detach_keys)
+
+
+DEFAULT_DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q
+
+
+def parse_detach_keys(text):
+    """Docker's --detach-keys: "ctrl-p,ctrl-q", "a", "ctrl-@" ... -> bytes."""
+    if text is None:
+        return DEFAULT_DETACH_KEYS
+    out = bytearray()
+    for key in text.split(","):
+        k = key.strip().lower()
+        if len(k) == 1:
+            out.append(ord(k))
+        elif k.startswith("ctrl-") and len(k) == 6 and (k[5].isalpha() or k[5] in "@[\\]^_"):
+            out.append(ord(k[5].upper()) & 0x1f)
+        else:
+            from minirun.errors import BadOption
+
+            raise BadOption(f"invalid detach keys ({text}): use e.g. ctrl-p,ctrl-q or a,b")
+    return bytes(out)
+
+
+class _DetachMatcher:
+    """Finds the detach sequence in what the user types; what is held back as
+    a possible start of it is passed on once it turns out not to be."""
+
+    def __init__(self, keys):
+        self.keys = keys or b""
+        self.held = b""
+
+    def feed(self, data):
+        """-> (bytes to send on, detached?)"""
+        if not self.keys:
+            return data, False
+        out = bytearray()
+        for byte in data:
+            self.held += bytes([byte])
+            if self.keys.startswith(self.held):
+                if self.held == self.keys:
+                    return bytes(out), True
+                continue
+            out += self.held
+            self.held = b""
+        return bytes(out), False
+
+
+def _session(root, request, tty, stdin, sig_proxy, detach_keys):
     import selectors
 
     sock = connect(root)
-    size = _winsize() if tty else None
-    _send_line(sock, {"op": "start", "id": cid, "dir": directory, "attach": True,
-                      "stdin": stdin, "size": size, "trace": tracing()})
+    if tty:
+        request["size"] = _winsize()
+    _send_line(sock, request)
+    matcher = _DetachMatcher(detach_keys if stdin else None)
     sock.setblocking(False)
     out = bytearray()
     state = {"exit": None, "error": None}
@@ -233,7 +294,12 @@ def start_attached(root, cid, directory, tty=False, stdin=False, sig_proxy=True)
                 elif key.data == "stdin":
                     data = os.read(0, 65536)
                     if data:
-                        pending += proto.frame(proto.STDIN, data)
+                        data, detached = matcher.feed(data)
+                        if data:
+                            pending += proto.frame(proto.STDIN, data)
+                        if detached:
+                            state["exit"] = 0
+                            break
                     else:
                         sel.unregister(0)
                         stdin_open = False

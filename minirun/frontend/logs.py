@@ -11,6 +11,7 @@ import os
 import sys
 import time
 
+from minirun.errors import MinirunError
 from minirun.frontend import recordfile
 
 POLL = 0.1
@@ -67,16 +68,26 @@ def parse_since(text, now=None):
 
 
 class Printer:
-    def __init__(self, timestamps=False, since=None, out=None, err=None):
+    def __init__(self, timestamps=False, since=None, out=None, err=None, until=None,
+                 details=None):
         self.timestamps = timestamps
         self.since = since
+        self.until = until
+        # --details: Docker puts the entry's extra attributes ("k=v,...") and a
+        # space before each line; minirun's log entries have none.
+        self.details = details
         self.out = out or sys.stdout.buffer
         self.err = err or sys.stderr.buffer
 
     def __call__(self, entry):
-        if self.since is not None and recordfile.parse_timestamp(entry.get("time")) < self.since:
-            return
+        if self.since is not None or self.until is not None:
+            t = recordfile.parse_timestamp(entry.get("time"))
+            if (self.since is not None and t < self.since) or (
+                    self.until is not None and t > self.until):
+                return
         text = entry.get("log", "").encode()
+        if self.details is not None:
+            text = self.details.encode() + b" " + text
         if self.timestamps:
             text = entry.get("time", "").encode() + b" " + text
         stream = self.err if entry.get("stream") == "stderr" else self.out
@@ -160,3 +171,40 @@ def follow(path, printer, still_running, tail=None):
                     f.close()
                 return
         time.sleep(POLL)
+
+
+def print_logs(fe, ref, follow_output=False, tail="all", timestamps=False, since=None, until=None,
+               details=False):
+    """`minirun logs`: the container's output, stdout to stdout and stderr to stderr."""
+    from minirun.frontend import control
+    from minirun.frontend.options import BadOption
+
+    cid, rec = fe.find(ref)
+    if tail == "all":
+        tail_n = None
+    else:
+        try:
+            tail_n = int(tail)
+        except ValueError:
+            raise BadOption(f"invalid --tail {tail!r}: a number or all") from None
+        if tail_n < 0:
+            tail_n = None
+    until_t = parse_since(until)
+    printer = Printer(timestamps, parse_since(since), until=until_t,
+                      details="" if details else None)
+    if not follow_output or (until_t is not None and until_t <= time.time()):
+        f, _ = show(rec["LogPath"], printer, tail_n)
+        if f is not None:
+            f.close()
+        return
+
+    def still_running():
+        if until_t is not None and time.time() > until_t:
+            return False
+        try:
+            r = fe.load(cid)
+        except MinirunError:
+            return False
+        return control.is_running(fe, r)
+
+    follow(rec["LogPath"], printer, still_running, tail_n)

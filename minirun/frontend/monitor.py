@@ -26,8 +26,10 @@ It exits by itself when it holds no container and no client (idle), under
 the same lock the CLI takes to find or spawn it, so a CLI never talks to a
 monitor that is going away.
 
-Attach protocol: the client sends one JSON line, then frames in both
-directions: 1 byte type, 4 bytes big-endian length, payload.
+By job: this file is the loop (timers, children, clients, start, exit);
+monitor_proto.py the protocol (attach frames, request lines); logwriter.py
+the json-file log; monitor_relay.py the I/O relay; monitor_health.py the
+health checks.
 """
 import fcntl
 import heapq
@@ -37,116 +39,22 @@ import os
 import selectors
 import signal
 import socket
-import struct
 import sys
 import time
 
 from minirun.frontend import recordfile
+from minirun.frontend.logwriter import LogWriter
+from minirun.frontend.monitor_health import HealthChecks
+from minirun.frontend.monitor_proto import (  # noqa: F401  (client.py uses them from here)
+    CLOSE_STDIN, EXIT, HEADER, LOCK, LOGFILE, PIDFILE, RESIZE, SIGNAL, SOCKET, STARTED, STDERR,
+    STDIN, STDOUT, STREAMS, Client, ClientHandler, frame, log, state_dir)
+from minirun.frontend.monitor_proto import nonblock as _nonblock
+from minirun.frontend.monitor_proto import send_signal as _signal
+from minirun.frontend.monitor_relay import OutputHandler, Relay
+from minirun.frontend.restart import exit_code
 
-STDIN, STDOUT, STDERR, RESIZE, EXIT, CLOSE_STDIN, SIGNAL, STARTED = range(8)
-HEADER = struct.Struct(">BI")
-STREAMS = {STDOUT: "stdout", STDERR: "stderr"}
-
-SOCKET, LOCK, PIDFILE, LOGFILE = "monitor.sock", "monitor.lock", "monitor.pid", "monitor.log"
 IDLE_SECONDS = 2.0
-PAUSE_ABOVE = 1 << 20          # bytes queued for a slow client: stop reading the container
-RESUME_BELOW = 256 << 10
-PARTIAL_LINE = 16 << 10        # Docker's json-file splits lines longer than this
 DRAIN_SECONDS = 2.0            # after the init exits, how long to wait for pipe EOF
-HEALTH_LOG = 5
-HEALTH_OUTPUT = 4096
-
-
-def state_dir(root):
-    return os.path.join(root, ".frontend")
-
-
-def log(msg):
-    sys.stderr.write(f"{recordfile.timestamp()} monitor[{os.getpid()}]: {msg}\n")
-    sys.stderr.flush()
-
-
-def frame(kind, payload=b""):
-    if isinstance(payload, str):
-        payload = payload.encode()
-    return HEADER.pack(kind, len(payload)) + payload
-
-
-# --- the log file ----------------------------------------------------------------
-class LogWriter:
-    """Docker's json-file format: {"log": "...\\n", "stream": "stdout", "time": "..."}
-    per line; the file is rotated to .1, .2, ... when it reaches max_size."""
-
-    def __init__(self, path, max_size, max_files):
-        self.path = path
-        self.max_size = max_size
-        self.max_files = max_files
-        self.partial = {"stdout": b"", "stderr": b""}
-        self.f = open(path, "ab", buffering=0)
-        self.size = self.f.tell()
-
-    def write(self, stream, data):
-        buf = self.partial[stream] + data
-        lines = buf.split(b"\n")
-        self.partial[stream] = lines.pop()
-        out = []
-        for line in lines:
-            while len(line) >= PARTIAL_LINE:
-                out.append(line[:PARTIAL_LINE])
-                line = line[PARTIAL_LINE:]
-            out.append(line + b"\n")
-        while len(self.partial[stream]) >= PARTIAL_LINE:
-            out.append(self.partial[stream][:PARTIAL_LINE])
-            self.partial[stream] = self.partial[stream][PARTIAL_LINE:]
-        if out:
-            self._emit(stream, out)
-
-    def flush(self):
-        for stream, data in self.partial.items():
-            if data:
-                self.partial[stream] = b""
-                self._emit(stream, [data])
-
-    def _emit(self, stream, chunks):
-        now = recordfile.timestamp()
-        batch = bytearray()
-        for chunk in chunks:
-            line = json.dumps({"log": chunk.decode("utf-8", "replace"), "stream": stream,
-                               "time": now}).encode() + b"\n"
-            if batch and self.size + len(batch) + len(line) > self.max_size:
-                self._write(batch)
-                batch.clear()
-            if self.size and self.size + len(line) > self.max_size:
-                self._rotate()
-            batch += line
-        self._write(batch)
-
-    def _write(self, data):
-        try:
-            self.f.write(data)
-        except OSError as e:
-            log(f"writing {self.path}: {e}")
-            return
-        self.size += len(data)
-
-    def _rotate(self):
-        self.f.close()
-        try:
-            if self.max_files <= 1:
-                os.unlink(self.path)
-            else:
-                for n in range(self.max_files - 1, 0, -1):
-                    src = self.path if n == 1 else f"{self.path}.{n - 1}"
-                    if os.path.exists(src):
-                        os.replace(src, f"{self.path}.{n}")
-        except OSError as e:
-            log(f"rotating {self.path}: {e}")
-        self.f = open(self.path, "ab", buffering=0)
-        self.size = self.f.tell()
-
-    def close(self):
-        self.flush()
-        self.f.close()
 
 
 # --- helpers -----------------------------------------------------------------------
@@ -158,32 +66,6 @@ class Timer:
 
     def cancel(self):
         self.cancelled = True
-
-
-def _nonblock(fd):
-    fl = fcntl.fcntl(fd, fcntl.F_GETFL)
-    fcntl.fcntl(fd, fcntl.F_SETFL, fl | os.O_NONBLOCK)
-
-
-def exit_code(status):
-    if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
-    if os.WIFEXITED(status):
-        return os.WEXITSTATUS(status)
-    return 255
-
-
-class Client:
-    """A connection from a CLI: first a JSON request line, then (attach) frames."""
-
-    def __init__(self, sock):
-        self.sock = sock
-        self.inbuf = bytearray()
-        self.outbuf = bytearray()
-        self.request = None
-        self.container = None      # set while attached
-        self.wants_stdin = False
-        self.closing = False       # close once outbuf is flushed
 
 
 class Container:
@@ -221,7 +103,7 @@ class Container:
         self.signals = []          # forwarded before the pid was known
 
 
-class Monitor:
+class Monitor(Relay, HealthChecks):
     def __init__(self, root, argv):
         self.root = root
         self.argv = argv           # [python, -m, minirun.frontend.worker, ROOT]
@@ -455,6 +337,8 @@ class Monitor:
                 cancelled = True
                 self._finish(c, None)
             self.reply(client, {"ok": True, "cancelled": cancelled})
+        elif op == "attach":
+            self.attach(client, req)
         elif op == "status":
             self.reply(client, {"pid": os.getpid(), "containers": {
                 cid: {"state": c.state, "pid": c.pid} for cid, c in self.containers.items()}})
@@ -482,6 +366,23 @@ class Monitor:
                 _signal(c.pid, int(payload))
 
     # --- starting ------------------------------------------------------------------
+    def attach(self, client, req):
+        """`minirun attach`: a client joins a running container's I/O."""
+        c = self.containers.get(req.get("id"))
+        if c is None or c.state != "running":
+            self.send(client, frame(STARTED, json.dumps(
+                {"error": "You cannot attach to a stopped container, start it first",
+                 "code": 1})))
+            client.closing = True
+            return
+        client.container = c
+        client.wants_stdin = bool(req.get("stdin")) and c.stdin is not None
+        c.clients.append(client)
+        if req.get("size"):
+            c.size = tuple(req["size"])
+            self._apply_size(c)
+        self.send(client, frame(STARTED, json.dumps({"pid": c.pid})))
+
     def start(self, client, req):
         cid, directory = req["id"], req["dir"]
         c = self.containers.get(cid)
@@ -503,6 +404,7 @@ class Monitor:
         elif c.restart_timer:
             c.restart_timer.cancel()
         c.trace = bool(req.get("trace"))
+        c.stdin_buf, c.stdin_eof = bytearray(), False
         if req.get("attach"):
             client.container = c
             client.wants_stdin = bool(req.get("stdin"))
@@ -589,8 +491,10 @@ class Monitor:
             c.master = fds[0]
             _nonblock(c.master)
             c.outputs[c.master] = "stdout"
+            # What the client typed while the container started is in stdin_buf
+            # already: it goes to the pty now (typeahead), not away.
             c.stdin = c.master
-            c.stdin_buf, c.stdin_eof = bytearray(), False
+            c.stdin_eof = False
             self._apply_size(c)
             self.sel.register(c.master, selectors.EVENT_READ, OutputHandler(self, c, c.master))
         self.children[c.pid] = lambda status: self._init_exited(c, status)
@@ -635,91 +539,6 @@ class Monitor:
         c.starters = []
         self._finish(c, None, notify_clients=False)
 
-    def _apply_size(self, c):
-        if c.master is not None and c.size:
-            import termios
-
-            try:
-                fcntl.ioctl(c.master, termios.TIOCSWINSZ,
-                            struct.pack("HHHH", c.size[0], c.size[1], 0, 0))
-            except OSError:
-                pass
-
-    # --- I/O -------------------------------------------------------------------------
-    def read_output(self, c, fd):
-        try:
-            data = os.read(fd, 65536)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""   # EIO: the pty's last slave end closed
-        if not data:
-            self._close_output(c, fd)
-            if c.state == "draining":
-                self._maybe_exited(c)
-            return
-        stream = c.outputs[fd]
-        c.log.write(stream, data)
-        kind = STDOUT if stream == "stdout" else STDERR
-        for client in list(c.clients):
-            self.send(client, frame(kind, data))
-
-    def _close_output(self, c, fd):
-        try:
-            self.sel.unregister(fd)
-        except (KeyError, ValueError):
-            pass
-        c.outputs.pop(fd, None)
-        if fd == c.master:
-            c.master = None
-            c.stdin = None
-        os.close(fd)
-
-    def _flow(self, c):
-        """Back-pressure: stop reading a container a slow attached client can't keep up with."""
-        queued = max((len(cl.outbuf) for cl in c.clients), default=0)
-        if not c.paused and queued > PAUSE_ABOVE:
-            c.paused = True
-            for fd in c.outputs:
-                self._mute(fd)
-        elif c.paused and queued < RESUME_BELOW:
-            c.paused = False
-            for fd in c.outputs:
-                self.sel.register(fd, selectors.EVENT_READ, OutputHandler(self, c, fd))
-
-    def _mute(self, fd):
-        try:
-            self.sel.unregister(fd)
-        except (KeyError, ValueError):
-            pass
-
-    def _flush_stdin(self, c):
-        if c.stdin is None:
-            return
-        while c.stdin_buf:
-            try:
-                n = os.write(c.stdin, c.stdin_buf)
-            except BlockingIOError:
-                self.call_later(0.05, lambda: self._flush_stdin(c))
-                return
-            except OSError:
-                c.stdin_buf.clear()
-                break
-            del c.stdin_buf[:n]
-        if c.stdin_eof and c.stdin != c.master:
-            os.close(c.stdin)
-            c.stdin = None
-
-    def _close_io(self, c):
-        for fd in list(c.outputs):
-            self._close_output(c, fd)
-        if c.stdin is not None and c.stdin != c.master:
-            os.close(c.stdin)
-        c.stdin = None
-        if c.report is not None:
-            self.sel.unregister(c.report)
-            c.report.close()
-            c.report = None
 
     # --- exit ----------------------------------------------------------------------
     def resolver(self):
@@ -848,134 +667,6 @@ class Monitor:
         c.state = "idle"
         self.containers.pop(c.id, None)
 
-    # --- health checks -----------------------------------------------------------------
-    def _schedule_health(self, c):
-        c.health_timer = self.call_later(c.health["Interval"], lambda: self._run_health(c))
-
-    def _cancel_health(self, c):
-        if c.health_timer:
-            c.health_timer.cancel()
-            c.health_timer = None
-        probe = c.health_proc
-        if probe is not None:
-            c.health_proc = None
-            probe.timer.cancel()
-            _kill(probe.pid)
-            self._close_probe_pipe(probe)
-
-    def _run_health(self, c):
-        if c.state != "running":
-            return
-        test = c.health["Test"]
-        cmd = ["/bin/sh", "-c", test[1]] if test[0] == "CMD-SHELL" else list(test[1:])
-        r, w = os.pipe()
-        probe = Probe()
-        try:
-            probe.pid = self.spawn(["health", c.id, *cmd], {1: w, 2: w}, c.store,
-                                   lambda st: self._health_done(c, probe, st))
-        finally:
-            os.close(w)
-        _nonblock(r)
-        probe.fd = r
-        probe.timer = self.call_later(c.health["Timeout"], lambda: self._health_timeout(probe))
-        c.health_proc = probe
-        self.sel.register(r, selectors.EVENT_READ, lambda _m: self._read_probe(probe))
-
-    def _read_probe(self, probe):
-        try:
-            data = os.read(probe.fd, 65536)
-        except BlockingIOError:
-            return
-        if not data:
-            self._close_probe_pipe(probe)
-        elif len(probe.output) < HEALTH_OUTPUT:
-            probe.output += data[:HEALTH_OUTPUT - len(probe.output)]
-
-    def _close_probe_pipe(self, probe):
-        if probe.fd is not None:
-            try:
-                self.sel.unregister(probe.fd)
-            except (KeyError, ValueError):
-                pass
-            os.close(probe.fd)
-            probe.fd = None
-
-    def _health_timeout(self, probe):
-        probe.timed_out = True
-        try:
-            os.kill(probe.pid, signal.SIGTERM)   # the exec forwards it to the check
-        except ProcessLookupError:
-            return
-        probe.timer = self.call_later(1.0, lambda: _kill(probe.pid))
-
-    def _health_done(self, c, probe, status):
-        probe.timer.cancel()
-        while probe.fd is not None:
-            self._read_probe(probe)
-            if probe.fd is not None and not _readable(probe.fd):
-                self._close_probe_pipe(probe)
-        if c.health_proc is not probe:
-            return   # cancelled: the container stopped meanwhile
-        c.health_proc = None
-        code, output = exit_code(status), bytes(probe.output).decode("utf-8", "replace")
-        if probe.timed_out:
-            note = f"Health check exceeded timeout ({c.health['Timeout']:g}s)\n"
-            code, output = -1, note + output
-        self._record_health(c, code, output, probe.started)
-        if c.state == "running":
-            self._schedule_health(c)
-
-    def _record_health(self, c, code, output, t0):
-        in_start_period = time.monotonic() - c.started_at < c.health.get("StartPeriod", 0)
-        try:
-            with recordfile.update(c.dir) as rec:
-                h = (rec.setdefault("State", {}).get("Health")
-                     or {"Status": "starting", "FailingStreak": 0, "Log": []})
-                if code == 0:
-                    h["Status"], h["FailingStreak"] = "healthy", 0
-                elif not in_start_period:
-                    h["FailingStreak"] += 1
-                    if h["FailingStreak"] >= c.health["Retries"]:
-                        h["Status"] = "unhealthy"
-                h["Log"] = (h.get("Log") or [])[-(HEALTH_LOG - 1):] + [{
-                    "Start": recordfile.timestamp(t0), "End": recordfile.timestamp(),
-                    "ExitCode": code, "Output": output}]
-                rec["State"]["Health"] = h
-        except OSError:
-            pass
-
-
-class Probe:
-    """One running health check."""
-
-    def __init__(self):
-        self.pid = None
-        self.fd = None
-        self.output = bytearray()
-        self.started = time.time()
-        self.timer = None
-        self.timed_out = False
-
-
-def _readable(fd):
-    import select
-
-    return bool(select.select([fd], [], [], 0)[0])
-
-
-def _signal(pid, sig):
-    try:
-        os.kill(pid, sig)
-    except (ProcessLookupError, ValueError, OverflowError):
-        pass
-
-
-def _kill(pid):
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
 
 def _start_time(pid):
     try:
@@ -984,71 +675,6 @@ def _start_time(pid):
         return int(data[data.rfind(b")") + 2:].split()[19])
     except (OSError, ValueError, IndexError):
         return 0
-
-
-class ClientHandler:
-    def __init__(self, monitor, client):
-        self.m = monitor
-        self.client = client
-
-    def __call__(self, mask):
-        m, client = self.m, self.client
-        if client.sock is None:
-            return
-        if mask & selectors.EVENT_WRITE and client.outbuf:
-            try:
-                n = client.sock.send(client.outbuf)
-                del client.outbuf[:n]
-            except BlockingIOError:
-                pass
-            except OSError:
-                m.close_client(client)
-                return
-            if not client.outbuf and client.closing:
-                m.close_client(client)
-                return
-            m._update_client(client)
-        if mask & selectors.EVENT_READ:
-            try:
-                data = client.sock.recv(65536)
-            except BlockingIOError:
-                return
-            except OSError:
-                data = b""
-            if not data:
-                m.close_client(client)
-                return
-            client.inbuf += data
-            self._parse()
-
-    def _parse(self):
-        m, client = self.m, self.client
-        if client.request is None:
-            nl = client.inbuf.find(b"\n")
-            if nl < 0:
-                return
-            try:
-                client.request = json.loads(client.inbuf[:nl])
-            except ValueError:
-                m.reply(client, {"error": "bad request"})
-                return
-            del client.inbuf[:nl + 1]
-            m.handle_request(client, client.request)
-        while client.sock is not None and len(client.inbuf) >= HEADER.size:
-            kind, length = HEADER.unpack_from(client.inbuf)
-            if len(client.inbuf) < HEADER.size + length:
-                return
-            payload = bytes(client.inbuf[HEADER.size:HEADER.size + length])
-            del client.inbuf[:HEADER.size + length]
-            m.handle_frame(client, kind, payload)
-
-
-class OutputHandler:
-    def __init__(self, monitor, c, fd):
-        self.m, self.c, self.fd = monitor, c, fd
-
-    def __call__(self, _mask):
-        self.m.read_output(self.c, self.fd)
 
 
 def main():

@@ -5,15 +5,16 @@ nothing and leaves nothing behind (exit 125 from `run`).  Units and spellings
 follow Docker's: sizes "64m"/"1g" (binary units), durations "1m30s"/"500ms",
 "--restart on-failure:3", "--ulimit nofile=1024:2048", "-v SRC:DST[:ro]".
 """
+import ipaddress
 import os
 import re
 import signal as _signal
+import stat
 
-from minirun.errors import MinirunError
+from minirun.errors import BadOption
+from minirun.frontend.runopts import Device, Mount
 
-
-class BadOption(MinirunError):
-    exit_code = 125
+INT64_MAX = (1 << 63) - 1
 
 
 # --- sizes, durations, numbers ---------------------------------------------------
@@ -21,12 +22,43 @@ _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b)?\s*$", re.I)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 
 
-def parse_size(text, what="size"):
-    """'64m' -> 67108864 (Docker's RAMInBytes: binary units, optional b)."""
+def parse_size(text, what="size", limit=False):
+    """'64m' -> 67108864 (Docker's RAMInBytes: binary units, optional b).
+    A value that does not fit in the kernel's int64 is an error, never wrapped;
+    limit=True also refuses 0 and negative values."""
     m = _SIZE_RE.match(str(text))
     if not m:
         raise BadOption(f"invalid {what} {text!r}: use a number with an optional unit (b, k, m, g)")
-    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    number, unit = m.group(1), _UNITS[m.group(2).lower()]
+    if "." in number:
+        from fractions import Fraction
+
+        value = int(Fraction(number) * unit)
+    else:
+        value = int(number) * unit
+    if value > INT64_MAX:
+        raise BadOption(f"invalid {what} {text!r}: value out of range (at most 8 EiB)")
+    if limit and value <= 0:
+        raise BadOption(f"invalid {what} {text!r}: must be positive")
+    return value
+
+
+def parse_memory_swap(text):
+    """--memory-swap: a size, or -1 (unlimited swap); None when not given."""
+    if text is None or text == "":
+        return None
+    if str(text).strip() == "-1":
+        return -1
+    return parse_size(text, "--memory-swap")
+
+
+def check_int(value, flag, low, high):
+    """An integer flag within [low, high] (None passes through)."""
+    if value is None:
+        return None
+    if not low <= value <= high:
+        raise BadOption(f"invalid {flag} {value}: must be between {low} and {high}")
+    return value
 
 
 _DUR_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
@@ -165,32 +197,196 @@ def parse_volume(spec):
     bad = [o for o in opts if o not in _MODES]
     if bad:
         raise BadOption(f"invalid mode {bad[0]!r} in volume specification {spec!r}")
-    rw = "ro" not in opts
-    propagation = [o for o in opts if o in ("private", "rprivate", "shared", "rshared",
-                                            "slave", "rslave")]
-    mount = {"Destination": os.path.normpath(dst), "RW": rw, "Propagation": propagation,
-             "NoCopy": "nocopy" in opts}
+    common = dict(destination=os.path.normpath(dst), read_only="ro" in opts,
+                  propagation=tuple(o for o in opts if o in _PROPAGATIONS),
+                  nocopy="nocopy" in opts)
     if not src:
-        return dict(mount, Type="volume", Name="", Source="")
+        return Mount("volume", **common)
     if src.startswith("/") or src.startswith("."):
-        return dict(mount, Type="bind", Source=os.path.abspath(src))
-    if not VOLUME_NAME_RE.match(src):
-        raise BadOption(f"invalid volume name {src!r}: use [a-zA-Z0-9][a-zA-Z0-9_.-]+ "
+        return Mount("bind", source=os.path.abspath(src), **common)
+    _check_volume_name(src)
+    return Mount("volume", name=src, **common)
+
+
+_PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
+
+
+def _check_volume_name(name):
+    if not VOLUME_NAME_RE.match(name):
+        raise BadOption(f"invalid volume name {name!r}: use [a-zA-Z0-9][a-zA-Z0-9_.-]+ "
                         f"(a host path must be absolute)")
-    return dict(mount, Type="volume", Name=src, Source="")
+
+
+def _tmpfs_options(items, spec):
+    out = ["nosuid", "nodev", "noexec"]
+    for o in items:
+        if o.startswith("size="):
+            o = f"size={parse_size(o[5:], 'tmpfs size', limit=True)}"
+        elif o.startswith("mode="):
+            if not re.fullmatch(r"[0-7]{1,4}", o[5:]):
+                raise BadOption(f"invalid tmpfs mode in {spec!r}: use an octal mode like 1777")
+        out.append(o)
+    return tuple(out)
 
 
 def parse_tmpfs(spec):
-    """--tmpfs /run[:size=64m,mode=1777] -> (destination, [options])."""
+    """--tmpfs /run[:size=64m,mode=1777] -> a tmpfs Mount."""
     dst, _, opts = spec.partition(":")
     if not dst.startswith("/"):
         raise BadOption(f"invalid --tmpfs {spec!r}: the path must be absolute")
-    out = ["nosuid", "nodev", "noexec"]
-    for o in (opts.split(",") if opts else []):
-        if o.startswith("size="):
-            o = f"size={parse_size(o[5:], 'tmpfs size')}"
-        out.append(o)
-    return os.path.normpath(dst), out
+    return Mount("tmpfs", os.path.normpath(dst),
+                 tmpfs_options=_tmpfs_options(opts.split(",") if opts else [], spec))
+
+
+_MOUNT_KEYS = {"type", "source", "src", "target", "destination", "dst", "readonly", "ro",
+               "bind-propagation", "volume-nocopy", "tmpfs-size", "tmpfs-mode",
+               "consistency", "volume-driver"}
+
+
+def parse_mount(spec):
+    """--mount type=bind|volume|tmpfs,source=..,target=..[,readonly][,...] (Docker's CSV form)."""
+    fields = {}
+    for item in spec.split(","):
+        key, eq, value = item.strip().partition("=")
+        key = key.lower()
+        if key not in _MOUNT_KEYS:
+            raise BadOption(f"invalid field {key!r} must be a key=value pair in --mount {spec!r}")
+        if not eq and key not in ("readonly", "ro", "volume-nocopy"):
+            raise BadOption(f"invalid field {item!r} must be a key=value pair in --mount {spec!r}")
+        fields[key] = value if eq else "true"
+    kind = fields.get("type", "volume")
+    dst = fields.get("target") or fields.get("destination") or fields.get("dst")
+    src = fields.get("source") or fields.get("src") or ""
+    if kind not in ("bind", "volume", "tmpfs"):
+        raise BadOption(f"invalid mount type {kind!r} in --mount {spec!r}: use bind, volume "
+                        f"or tmpfs")
+    if not dst:
+        raise BadOption(f"invalid --mount {spec!r}: target is required")
+    if not dst.startswith("/"):
+        raise BadOption(f"invalid --mount {spec!r}: the target must be an absolute path")
+    ro_text = fields.get("readonly", fields.get("ro", "false")).lower()
+    if ro_text not in ("true", "false", "1", "0"):
+        raise BadOption(f"invalid value for readonly in --mount {spec!r}: {ro_text}")
+    read_only = ro_text in ("true", "1")
+    dst = os.path.normpath(dst)
+    if kind == "tmpfs":
+        if src:
+            raise BadOption(f"invalid --mount {spec!r}: source is not allowed for tmpfs")
+        items = []
+        if "tmpfs-size" in fields:
+            items.append(f"size={fields['tmpfs-size']}")
+        if "tmpfs-mode" in fields:
+            items.append(f"mode={fields['tmpfs-mode']}")
+        opts = _tmpfs_options(items, spec) + (("ro",) if read_only else ())
+        return Mount("tmpfs", dst, tmpfs_options=opts)
+    propagation = fields.get("bind-propagation")
+    if propagation and (kind != "bind" or propagation not in _PROPAGATIONS):
+        raise BadOption(f"invalid bind-propagation in --mount {spec!r}")
+    if kind == "bind":
+        if not src:
+            raise BadOption(f"invalid --mount {spec!r}: source is required for a bind mount")
+        src = os.path.abspath(src)
+        if not os.path.exists(src):
+            # unlike -v, --mount does not create a missing host path
+            raise BadOption(f"invalid mount config for type \"bind\": bind source path does "
+                            f"not exist: {src}")
+        return Mount("bind", dst, source=src, read_only=read_only,
+                     propagation=(propagation,) if propagation else ())
+    if src:
+        _check_volume_name(src)
+    return Mount("volume", dst, name=src, read_only=read_only,
+                 nocopy=fields.get("volume-nocopy", "false") in ("true", "1"))
+
+
+def check_unique_destinations(mounts):
+    seen = set()
+    for m in mounts:
+        if m.destination in seen:
+            raise BadOption(f"Duplicate mount point: {m.destination}")
+        seen.add(m.destination)
+
+
+# --- devices, hosts, dns, ports ---------------------------------------------------
+def parse_device(spec):
+    """--device /dev/x[:/dev/y[:rwm]]: the host node must exist (char or block)."""
+    parts = spec.split(":")
+    if len(parts) > 3 or not parts[0]:
+        raise BadOption(f"invalid device specification: {spec}")
+    host = parts[0]
+    ctr = parts[1] if len(parts) > 1 and parts[1] else host
+    perms = parts[2] if len(parts) > 2 else "rwm"
+    if len(parts) == 2 and re.fullmatch(r"[rwm]{1,3}", parts[1]):
+        ctr, perms = host, parts[1]
+    if not re.fullmatch(r"[rwm]{1,3}", perms) or not ctr.startswith("/"):
+        raise BadOption(f"invalid device specification: {spec}")
+    try:
+        st = os.stat(host)
+    except OSError as e:
+        raise BadOption(f"error gathering device information while adding custom device "
+                        f"{host!r}: {e.strerror.lower()}") from None
+    if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+        raise BadOption(f"error gathering device information while adding custom device "
+                        f"{host!r}: not a device node")
+    return Device(host, os.path.normpath(ctr), perms)
+
+
+def parse_ip(text, flag):
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise BadOption(f"invalid argument {text!r} for {flag}: not an IP address") from None
+
+
+def parse_add_host(spec):
+    """--add-host name:ip (or name=ip) -> (name, ip)."""
+    sep = "=" if "=" in spec else ":"
+    name, _, ip = spec.partition(sep)
+    if not name or not ip or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]*", name):
+        raise BadOption(f"invalid argument {spec!r} for --add-host: use HOST:IP")
+    if ip == "host-gateway":
+        return name, ip
+    return name, parse_ip(ip.strip("[]"), "--add-host")
+
+
+def parse_expose(spec):
+    """--expose 80, 80/udp -> '80/tcp'."""
+    port, _, proto = spec.partition("/")
+    proto = (proto or "tcp").lower()
+    if proto not in ("tcp", "udp", "sctp") or not port.isdigit() or not 0 < int(port) < 65536:
+        raise BadOption(f"invalid range format for --expose: {spec}")
+    return f"{int(port)}/{proto}"
+
+
+def parse_userns(mode):
+    """--userns: "" or "host" (minirun runs no user namespace for front-end containers)."""
+    if mode in (None, "", "host"):
+        return mode or ""
+    raise BadOption(f"invalid --userns {mode!r}: only 'host' is supported")
+
+
+def check_workdir(path):
+    if path is not None and path != "" and not path.startswith("/"):
+        raise BadOption(f"the working directory {path!r} is invalid, it needs to be an absolute "
+                        f"path")
+    return path or None
+
+
+def parse_labels(label_files=(), labels=()):
+    """--label-file first, then -l (later wins); KEY or KEY=VALUE."""
+    out = {}
+    items = []
+    for path in label_files:
+        try:
+            with open(path) as f:
+                items += [ln.strip() for ln in f if ln.strip() and not ln.lstrip().startswith("#")]
+        except OSError as e:
+            raise BadOption(f"open {path}: {e.strerror.lower()}") from None
+    for item in [*items, *labels]:
+        key, _, value = item.partition("=")
+        if not key:
+            raise BadOption(f"invalid label {item!r}: the key is empty")
+        out[key] = value
+    return out
 
 
 # --- limits ----------------------------------------------------------------------

@@ -19,17 +19,13 @@ import os
 import re
 import secrets
 import shutil
+import signal
 
-from minirun.errors import MinirunError
+from minirun.errors import ContainerNotFound, MinirunError
 from minirun.frontend import recordfile
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 ID_RE = re.compile(r"^[0-9a-f]{64}$")
-
-
-class NoSuchContainer(MinirunError):
-    def __init__(self, ref):
-        super().__init__(f"No such container: {ref}")
 
 
 class Conflict(MinirunError):
@@ -128,7 +124,7 @@ class Frontend:
     def load(self, cid):
         rec = recordfile.read(self.record_dir(cid))
         if rec is None:
-            raise NoSuchContainer(cid)
+            raise ContainerNotFound.docker(cid)
         return rec
 
     def records(self):
@@ -145,7 +141,7 @@ class Frontend:
         """A full id for a container given by full id, name or unique id prefix."""
         ref = (ref or "").lstrip("/")
         if not ref:
-            raise NoSuchContainer(ref)
+            raise ContainerNotFound.docker(ref)
         if ID_RE.match(ref) and os.path.isdir(self.record_dir(ref)):
             return ref
         owner = self.name_owner(ref) if NAME_RE.match(ref) else None
@@ -158,10 +154,10 @@ class Frontend:
                                    f"be more specific")
             if hits:
                 return hits[0]
-        raise NoSuchContainer(ref)
+        raise ContainerNotFound.docker(ref)
 
     def find(self, ref):
-        """(id, record) for a reference, or NoSuchContainer."""
+        """(id, record) for a reference, or ContainerNotFound."""
         cid = self.resolve(ref)
         return cid, self.load(cid)
 
@@ -182,6 +178,127 @@ class Frontend:
             if e.errno != errno.ENOENT:
                 raise
         self.release_name(name, cid)
+
+
+# --- the record document ----------------------------------------------------
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def new_record(fe, cid, name, image, opts, *, spec, rootfs, bundle_dir, hostname, etc, mounts,
+               network, ports, health):
+    """A new container's record: Docker's inspect document plus minirun's own
+    fields (Bundle, Rootfs, Healthcheck, ...).  `opts` is the RunOptions."""
+    proc = spec["process"]
+    cfg = image.config.get("config") or {}
+    lim, sec = opts.limits, opts.security
+    state = {"Status": "created", "Running": False, "Paused": False, "Restarting": False,
+             "OOMKilled": False, "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "",
+             "StartedAt": ZERO_TIME, "FinishedAt": ZERO_TIME}
+    if health:
+        state["Health"] = {"Status": "starting", "FailingStreak": 0, "Log": []}
+    directory = fe.record_dir(cid)
+    exposed = dict(cfg.get("ExposedPorts") or {})
+    exposed.update({e: {} for e in opts.expose})
+    exposed.update({f"{p.container_port}/{p.proto}": {} for p in ports})
+    entrypoint = cfg.get("Entrypoint") or None
+    if opts.entrypoint is not None:
+        entrypoint = [opts.entrypoint] if opts.entrypoint else None
+    if opts.command:
+        cmd = list(opts.command)
+    else:
+        cmd = list(cfg.get("Cmd") or []) if opts.entrypoint is None else None
+    return {
+        "Id": cid,
+        "Created": recordfile.timestamp(),
+        "Path": proc["args"][0],
+        "Args": proc["args"][1:],
+        "State": state,
+        "Image": image.id,
+        "ResolvConfPath": (etc or {}).get("/etc/resolv.conf", ""),
+        "HostnamePath": (etc or {}).get("/etc/hostname", ""),
+        "HostsPath": (etc or {}).get("/etc/hosts", ""),
+        "LogPath": os.path.join(directory, "container-log.json"),
+        "Name": "/" + name,
+        "RestartCount": 0,
+        "Driver": "overlay",
+        "Platform": "linux",
+        "HostConfig": {
+            "Binds": [f"{m['Source']}:{m['Destination']}{'' if m['RW'] else ':ro'}"
+                      for m in mounts if m["Type"] == "bind"],
+            "NetworkMode": network,
+            "PortBindings": [p.spec() for p in ports],
+            "PublishAllPorts": opts.publish_all,
+            "RestartPolicy": opts.restart,
+            "AutoRemove": bool(opts.auto_remove),
+            "LogConfig": {"Type": "json-file", "Config": dict(opts.log_config)},
+            "Tmpfs": {m.destination: ",".join(m.tmpfs_options) for m in opts.tmpfs()},
+            "Memory": lim.memory or 0,
+            "MemorySwap": lim.memory_swap or 0,
+            "NanoCpus": int(lim.cpus[0] / lim.cpus[1] * 1e9) if lim.cpus else 0,
+            "CpuShares": lim.cpu_shares or 0,
+            "PidsLimit": lim.pids_limit,
+            "ShmSize": lim.shm_size or 64 << 20,
+            "Ulimits": lim.ulimits,
+            "CapAdd": sec.cap_add,
+            "CapDrop": sec.cap_drop,
+            "Privileged": sec.privileged,
+            "ReadonlyRootfs": opts.read_only,
+            "SecurityOpt": sec.security_opts(),
+            "UsernsMode": sec.userns,
+            "Devices": [{"PathOnHost": d.host_path, "PathInContainer": d.container_path,
+                         "CgroupPermissions": d.permissions} for d in opts.devices],
+            "ExtraHosts": [f"{n}:{ip}" for n, ip in opts.add_hosts],
+            "Dns": list(opts.dns),
+            "DnsSearch": list(opts.dns_search),
+            "Init": opts.init,
+        },
+        "GraphDriver": {"Name": "overlay", "Data": {
+            "MergedDir": rootfs, "UpperDir": os.path.join(os.path.dirname(rootfs), "upper"),
+            "WorkDir": os.path.join(os.path.dirname(rootfs), "work")}},
+        "Mounts": [{"Type": m["Type"], "Name": m.get("Name", ""), "Source": m["Source"],
+                    "Destination": m["Destination"], "Driver": "local" if m["Type"] == "volume"
+                    else "", "Mode": "" if m["RW"] else "ro", "RW": m["RW"],
+                    "Propagation": ",".join(m.get("Propagation") or []),
+                    "Anonymous": bool(m.get("Anonymous"))} for m in mounts],
+        "Config": {
+            "Hostname": hostname,
+            "User": opts.user if opts.user is not None else (cfg.get("User") or ""),
+            "Tty": bool(opts.tty),
+            "OpenStdin": bool(opts.interactive),
+            "StdinOnce": bool(opts.interactive),
+            "Env": proc["env"],
+            "Cmd": cmd,
+            "Image": opts.image,
+            "WorkingDir": proc.get("cwd", "/"),
+            "Entrypoint": entrypoint,
+            "Labels": dict(cfg.get("Labels") or {}, **opts.labels),
+            "StopSignal": (signal.Signals(opts.stop_signal).name if opts.stop_signal
+                           else cfg.get("StopSignal")) or None,
+            "StopTimeout": opts.stop_timeout,
+            "Healthcheck": _docker_health(health),
+            "ExposedPorts": exposed,
+        },
+        "NetworkSettings": {"Networks": {}, "Ports": {}, "IPAddress": ""},
+        # minirun's own fields
+        "Healthcheck": health,
+        "NetworkAliases": list(opts.network_aliases),
+        "ManualStop": False,
+        "RestartDelay": 0,
+        "Store": fe.store_root,
+        "Root": fe.root,
+        "Bundle": bundle_dir,
+        "Rootfs": rootfs,
+        "ImageManifest": image.digest,
+    }
+
+
+def _docker_health(health):
+    if not health:
+        return None
+    return {"Test": health["Test"], "Interval": int(health["Interval"] * 1e9),
+            "Timeout": int(health["Timeout"] * 1e9),
+            "StartPeriod": int(health["StartPeriod"] * 1e9),
+            "Retries": health["Retries"]}
 
 
 # A short version of Docker's name generator lists.

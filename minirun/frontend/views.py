@@ -1,8 +1,6 @@
 """What the commands print: ps rows and STATUS texts, inspect documents,
-Go-template-like --format strings, stats and top."""
-import json
+stats and top (--format templates: template.py)."""
 import os
-import re
 import time
 
 from minirun.frontend import recordfile
@@ -154,58 +152,44 @@ def inspect_doc(rec, state):
     return doc
 
 
-# --- --format ----------------------------------------------------------------------------
-_TEMPLATE = re.compile(r"{{\s*(json\s+|upper\s+|lower\s+)?(\.[\w.]*)\s*}}")
+def image_doc(fe, name):
+    """`inspect` of an image, or None."""
+    image = fe.image_store().lookup(name)
+    if image is None:
+        return None
+    cfg = image.config
+    return {"Id": image.id, "RepoTags": image.names, "Created": cfg.get("created"),
+            "Architecture": cfg.get("architecture"), "Os": cfg.get("os"), "Size": image.size,
+            "Config": cfg.get("config", {}), "RootFS": {"Type": "layers",
+                                                      "Layers": image.diff_ids}}
 
 
-def render(template, data):
-    """A small subset of Go templates: {{.Field.Sub}}, {{json .X}}, {{upper .X}},
-    {{lower .X}}; "json" alone prints the whole object as JSON; "table ..."
-    drops the prefix (no header)."""
-    if template.strip() == "json":
-        return json.dumps(data)
-    template = template.replace("\\t", "\t").replace("\\n", "\n")
-    if template.startswith("table "):
-        template = template[6:]
+def inspect_any(fe, name, kind=None):
+    """The inspect document of a container, else image, volume or network (or
+    only of `kind`); None when there is none."""
+    from minirun.errors import MinirunError
+    from minirun.frontend import control, volumes
 
-    def lookup(path):
-        value = data
-        for part in [p for p in path.split(".") if p]:
-            if isinstance(value, dict) and part in value:
-                value = value[part]
-            else:
-                raise KeyError(part)
-        return value
+    def container():
+        _, rec = fe.find(name)
+        return inspect_doc(rec, control.current_state(fe, rec))
 
-    def sub(m):
-        try:
-            value = lookup(m.group(2))
-        except KeyError as e:
-            from minirun.errors import MinirunError
+    def network():
+        from minirun import network as net
 
-            raise MinirunError(f"template: can't evaluate field {e.args[0]}") from None
-        fn = (m.group(1) or "").strip()
-        if fn == "json":
-            return json.dumps(value)
-        if value is None:
-            text = "<no value>"
-        elif isinstance(value, bool):
-            text = "true" if value else "false"
-        elif isinstance(value, (dict, list)):
-            text = _go_repr(value)
-        else:
-            text = str(value)
-        return text.upper() if fn == "upper" else text.lower() if fn == "lower" else text
+        return net.inspect_network(name, root=fe.root)
 
-    return _TEMPLATE.sub(sub, template)
-
-
-def _go_repr(value):
-    if isinstance(value, dict):
-        return "map[" + " ".join(f"{k}:{_go_repr(v)}" for k, v in sorted(value.items())) + "]"
-    if isinstance(value, list):
-        return "[" + " ".join(_go_repr(v) for v in value) + "]"
-    return str(value)
+    finders = {"container": container, "image": lambda: image_doc(fe, name),
+               "volume": lambda: volumes.inspect(fe, name), "network": network}
+    for k, find in finders.items():
+        if kind in (None, k):
+            try:
+                doc = find()
+            except MinirunError:
+                doc = None
+            if doc is not None:
+                return doc
+    return None
 
 
 # --- stats ---------------------------------------------------------------------------------
@@ -281,3 +265,56 @@ def stats_row(rec, before, after):
 STATS_COLUMNS = [("CONTAINER ID", "ID"), ("NAME", "Name"), ("CPU %", "CPUPerc"),
                  ("MEM USAGE / LIMIT", "MemUsage"), ("MEM %", "MemPerc"),
                  ("NET I/O", "NetIO"), ("BLOCK I/O", "BlockIO"), ("PIDS", "PIDs")]
+
+
+def stats_stream(fe, refs=(), all_=False, once=False):
+    """Lists of stats rows: one reading a second (once: a single one)."""
+    from minirun.errors import MinirunError
+    from minirun.frontend import control
+
+    if refs:
+        records = [fe.find(ref)[1] for ref in refs]
+    else:
+        records = [r for r in fe.records()
+                   if all_ or control.current_state(fe, r) in ("running", "paused")]
+
+    def reading():
+        out = {}
+        for rec in records:
+            try:
+                out[rec["Id"]] = sample(fe, rec)
+            except MinirunError:
+                continue
+        return out
+
+    before = reading()
+    while True:
+        time.sleep(0.5 if once else 1.0)
+        after = reading()
+        yield [stats_row(rec, before[rec["Id"]], after[rec["Id"]])
+               for rec in records if rec["Id"] in before and rec["Id"] in after]
+        if once:
+            return
+        before = after
+
+
+def top(fe, ref, ps_args=()):
+    """Lines of host `ps` (default -ef) for the container's processes, header first."""
+    import subprocess
+
+    from minirun.errors import MinirunError
+    from minirun.frontend import execute
+
+    pids = execute.processes(fe, ref)
+    out = subprocess.run(["ps", *(ps_args or ["-ef"])], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise MinirunError(f"ps: {out.stderr.strip()}")
+    lines = out.stdout.splitlines()
+    if not lines:
+        return []
+    header = lines[0].split()
+    if "PID" not in header:
+        raise MinirunError("couldn't find PID field in ps output")
+    col = header.index("PID")
+    return [lines[0]] + [line for line in lines[1:] if len(line.split()) > col
+                         and line.split()[col].isdigit() and int(line.split()[col]) in pids]

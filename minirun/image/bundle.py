@@ -42,7 +42,7 @@ def _read_in_root(rootfs, path):
             os.close(fd)
 
 
-def _db(rootfs, path):
+def read_db(rootfs, path):
     text = _read_in_root(rootfs, path) if rootfs else None
     rows = []
     for line in (text or "").splitlines():
@@ -51,14 +51,22 @@ def _db(rootfs, path):
     return rows
 
 
+def home_dir(rootfs, uid):
+    """The home directory of `uid` in the image's /etc/passwd (Docker's HOME default)."""
+    for row in read_db(rootfs, "/etc/passwd"):
+        if len(row) > 5 and row[2] == str(uid):
+            return row[5] or "/"
+    return "/root" if uid == 0 else "/"
+
+
 def resolve_user(rootfs, user):
     """'name', 'uid', 'name:group', 'uid:gid' -> {"uid", "gid", "additionalGids"?}"""
     user = (user or "").strip()
     if not user:
         return {"uid": 0, "gid": 0}
     uname, _, gname = user.partition(":")
-    passwd = _db(rootfs, "/etc/passwd")
-    group = _db(rootfs, "/etc/group")
+    passwd = read_db(rootfs, "/etc/passwd")
+    group = read_db(rootfs, "/etc/group")
     entry = None
     if uname.isdigit():
         uid = int(uname)

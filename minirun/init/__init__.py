@@ -23,7 +23,7 @@ from minirun.init import process as proc_setup
 from minirun.init import rootfs
 from minirun.linux import caps, syscalls
 from minirun.linux.trace import step
-from minirun.runtime import hooks
+from minirun import hooks
 
 
 class InitArgs:

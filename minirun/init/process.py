@@ -11,7 +11,7 @@ import os
 import resource
 import stat
 
-from minirun.errors import ConfigError, ExecError
+from minirun.errors import CommandNotFound, CommandNotInvokable, ConfigError, ExecError
 from minirun.linux import caps, syscalls
 from minirun.linux.trace import step
 
@@ -59,10 +59,10 @@ def resolve_executable(args0, env):
             return path
         found_not_exec = path
     if found_not_exec:
-        raise ExecError(f"exec: {found_not_exec}: permission denied")
+        raise CommandNotInvokable(f"exec: {found_not_exec}: permission denied")
     if "/" in args0:
-        raise ExecError(f"exec: {args0}: no such file or directory")
-    raise ExecError(f"exec: \"{args0}\": executable file not found in $PATH")
+        raise CommandNotFound(f"exec: {args0}: no such file or directory")
+    raise CommandNotFound(f"exec: \"{args0}\": executable file not found in $PATH")
 
 
 def apply_rlimits(rlimits):

@@ -6,13 +6,13 @@ in the exec helper on <state>/exec.fifo until `minirun start`.
 """
 import os
 
-from minirun import spec
+from minirun import errors, spec
 from minirun.errors import ConfigError, MinirunError
 from minirun.init import InitArgs
 from minirun.init import run as init_run
 from minirun.init.process import sealed_helper_fd
 from minirun.linux import proc
-from minirun.runtime import hooks
+from minirun import hooks
 from minirun.runtime.delete import mounts_at, release_host_mounts
 from minirun.runtime.spawn import SpawnPlan, kill_and_reap, spawn
 from minirun.runtime.state import CREATED, Container, now_rfc3339
@@ -27,7 +27,7 @@ def write_pid_file(path, pid):
     os.replace(tmp, path)
 
 
-def _connect_console(path):
+def connect_console(path):
     import socket
 
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -90,7 +90,7 @@ def create(root, container_id, bundle=".", pid_file=None, console_socket=None, n
         owned_fds.append(helper_fd)
         console_fd = None
         if process.get("terminal"):
-            sock = console_sock or _connect_console(console_socket)
+            sock = console_sock or connect_console(console_socket)
             owned_fds.append(sock.detach())
             console_fd = owned_fds[-1]
         if seccomp:
@@ -152,9 +152,7 @@ def _wait_ready(channel, container, config):
         if msg is None:
             raise MinirunError("container init exited before it was ready")
         if "error" in msg:
-            from minirun.errors import ExecError
-
-            raise (ExecError if msg.get("kind") == "exec" else MinirunError)(msg["error"])
+            raise errors.from_report(msg)
         if msg.get("ready"):
             return
         if msg.get("hooks") == "createRuntime":

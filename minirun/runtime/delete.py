@@ -5,7 +5,7 @@ import signal
 import time
 
 from minirun.errors import ContainerNotFound, InvalidState
-from minirun.runtime import hooks
+from minirun import hooks
 from minirun.runtime.state import CREATING, STOPPED, Container
 
 

@@ -10,13 +10,13 @@ import os
 import signal
 import socket
 
-from minirun import spec
-from minirun.errors import ConfigError, ExecError, InvalidState, MinirunError
+from minirun import errors, spec
+from minirun.errors import ConfigError, InvalidState, MinirunError
 from minirun.init import InitArgs
 from minirun.init import run as init_run
 from minirun.init.process import sealed_helper_fd
 from minirun.linux.syscalls import PROC_NS_NAMES
-from minirun.runtime.create import _connect_console, write_pid_file
+from minirun.runtime.create import connect_console, write_pid_file
 from minirun.runtime.spawn import SpawnPlan, spawn
 from minirun.runtime.state import CREATED, PAUSED, RUNNING, Container
 
@@ -101,7 +101,7 @@ def execute(root, container_id, process, *, detach=False, pid_file=None, console
     console_parent = console_fd = None
     if process.get("terminal"):
         if console_socket:
-            sock = _connect_console(console_socket)
+            sock = connect_console(console_socket)
         elif detach:
             raise ConfigError("a terminal needs --console-socket with --detach")
         else:
@@ -126,9 +126,7 @@ def execute(root, container_id, process, *, detach=False, pid_file=None, console
     try:
         msg = spawned.channel.recv()
         if msg is None or "error" in msg:
-            msg = msg or {}
-            cls = ExecError if msg.get("kind") == "exec" else MinirunError
-            raise cls(msg.get("error", "exec: process exited during setup"))
+            raise errors.from_report(msg, "exec: process exited during setup")
         spawned.channel.send(exec=True)
         msg = spawned.channel.recv()
         if msg is not None:
@@ -145,11 +143,11 @@ def execute(root, container_id, process, *, detach=False, pid_file=None, console
         write_pid_file(pid_file, spawned.pid)
     if detach:
         return 0
-    from minirun.runtime.run import _wait, attach_terminal
+    from minirun.runtime.run import attach_terminal, wait_for_init
 
     master = attach_terminal(console_parent, spawned.pid)
     if master is not None:
         from minirun.runtime import tty
 
         tty.relay(master, spawned.pid)
-    return _wait(spawned.pid)
+    return wait_for_init(spawned.pid)

@@ -42,7 +42,7 @@ def run(root, container_id, bundle=".", detach=False, pid_file=None, console_soc
             from minirun.runtime import tty
 
             tty.relay(master, pid)
-        status = _wait(pid)
+        status = wait_for_init(pid)
     finally:
         for sig in FORWARDED:
             signal.signal(sig, signal.SIG_DFL)
@@ -83,7 +83,7 @@ def _forward(pid, signum, master):
         pass
 
 
-def _wait(pid):
+def wait_for_init(pid):
     """Reap children (we are their subreaper) until the init exits."""
     while True:
         try:

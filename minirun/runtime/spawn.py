@@ -28,6 +28,7 @@ import os
 import signal
 import sys
 
+from minirun import errors
 from minirun.errors import ExecError, MinirunError
 from minirun.linux import syscalls
 from minirun.linux.syscalls import CLONE_NEWUSER, NAMESPACE_FLAGS
@@ -195,7 +196,7 @@ def report_error(channel, exc):
         text = describe_os_error(exc)
     else:
         text = str(exc) or type(exc).__name__
-    kind = "exec" if isinstance(exc, ExecError) else "setup"
+    kind = exc.kind if isinstance(exc, ExecError) else "setup"
     try:
         channel.send(error=text, kind=kind)
     except (OSError, ValueError):

@@ -8,7 +8,7 @@ import select
 import time
 
 from minirun.errors import InvalidState, MinirunError
-from minirun.runtime import hooks
+from minirun import hooks
 from minirun.runtime.state import CREATED, RUNNING, STOPPED, Container
 
 _MESSAGES = {

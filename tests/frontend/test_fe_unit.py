@@ -8,7 +8,8 @@ import time
 import pytest
 
 from minirun.errors import MinirunError
-from minirun.frontend import lifecycle, logs, options, records, views
+from minirun.errors import ContainerNotFound
+from minirun.frontend import lifecycle, logs, options, records, template, views
 from minirun.frontend.monitor import LogWriter
 
 
@@ -42,20 +43,21 @@ def test_restart_policies():
 
 def test_volumes():
     bind = options.parse_volume("/srv/data:/data:ro")
-    assert (bind["Type"], bind["Source"], bind["Destination"], bind["RW"]) == \
-        ("bind", "/srv/data", "/data", False)
+    assert (bind.kind, bind.source, bind.destination, bind.read_only) == \
+        ("bind", "/srv/data", "/data", True)
     named = options.parse_volume("cache:/var/cache")
-    assert (named["Type"], named["Name"], named["RW"]) == ("volume", "cache", True)
+    assert (named.kind, named.name, named.read_only) == ("volume", "cache", False)
     anon = options.parse_volume("/scratch")
-    assert (anon["Type"], anon["Name"]) == ("volume", "")
+    assert (anon.kind, anon.name) == ("volume", "")
     for bad in ("a:b", "x:/y:bogus", "/a:/", "a:b:c:d", "bad name:/x"):
         with pytest.raises(options.BadOption):
             options.parse_volume(bad)
 
 
 def test_tmpfs_ulimit_caps_security():
-    assert options.parse_tmpfs("/run:size=1m,mode=1777") == (
-        "/run", ["nosuid", "nodev", "noexec", "size=1048576", "mode=1777"])
+    tmpfs = options.parse_tmpfs("/run:size=1m,mode=1777")
+    assert (tmpfs.kind, tmpfs.destination, tmpfs.tmpfs_options) == (
+        "tmpfs", "/run", ("nosuid", "nodev", "noexec", "size=1048576", "mode=1777"))
     assert options.parse_ulimit("nofile=10:20") == {"Name": "nofile", "Soft": 10, "Hard": 20}
     assert options.parse_ulimit("nproc=5")["Hard"] == 5
     with pytest.raises(options.BadOption):
@@ -116,26 +118,32 @@ def test_restart_backoff():
 
 
 def test_exec_error_codes():
-    from minirun.errors import ExecError
+    """126/127 come from the error's kind (raised in the container's init), not its text."""
+    from minirun import errors
 
-    assert lifecycle.exec_error_code(ExecError('exec: "x": executable file not found')) == 127
-    assert lifecycle.exec_error_code(ExecError("exec: /x: no such file or directory")) == 127
-    assert lifecycle.exec_error_code(ExecError("exec: /etc/passwd: permission denied")) == 126
-    assert lifecycle.exec_error_code(MinirunError('exec: "x": executable file not found')) == 127
-    assert lifecycle.exec_error_code(MinirunError("cgroup trouble")) == 125
+    assert errors.docker_exit_code(errors.CommandNotFound("exec: x: anything")) == 127
+    assert errors.docker_exit_code(errors.CommandNotInvokable("exec: /etc/passwd")) == 126
+    assert errors.docker_exit_code(errors.ExecError("chdir to cwd failed")) == 125
+    assert errors.docker_exit_code(MinirunError("executable file not found")) == 125
+    # the kind survives the trip from the init to the runtime (spawn.report_error)
+    for cls in (errors.CommandNotFound, errors.CommandNotInvokable, errors.ExecError):
+        got = errors.from_report({"error": "e", "kind": cls.kind})
+        assert type(got) is cls and str(got) == "e"
+    assert type(errors.from_report({"error": "e", "kind": "setup"})) is MinirunError
 
 
 def test_templates():
     doc = {"State": {"Status": "running", "Running": True, "Health": None},
            "Name": "/web", "Config": {"Env": ["A=1"], "Labels": {"k": "v"}}}
-    assert views.render("{{.State.Status}} {{ .Name }}", doc) == "running /web"
-    assert views.render("{{json .Config.Env}}", doc) == '["A=1"]'
-    assert views.render("{{.State.Running}} {{.State.Health}}", doc) == "true <no value>"
-    assert views.render("{{.Config.Labels}}", doc) == "map[k:v]"
-    assert views.render("{{upper .State.Status}}", doc) == "RUNNING"
-    assert json.loads(views.render("json", doc)) == doc
+    assert template.render("{{.State.Status}} {{ .Name }}", doc) == "running /web"
+    assert template.render("{{json .Config.Env}}", doc) == '["A=1"]'
+    assert template.render("{{.State.Running}} {{.State.Health}}", doc) == "true <no value>"
+    assert template.render("{{.Config.Labels}}", doc) == "map[k:v]"
+    assert template.render("{{upper .State.Status}}", doc) == "RUNNING"
+    assert json.loads(template.render("json", doc)) == doc
+    assert template.render("{{.Nope}}", doc) == "<no value>"  # a map: Go's missingkey=default
     with pytest.raises(MinirunError):
-        views.render("{{.Nope}}", doc)
+        template.render_list("{{.Nope}}", [doc])  # a list row: an unknown field
 
 
 def test_human_duration():
@@ -235,35 +243,55 @@ def test_logs_follow_across_rotation(tmp_path):
 
 
 def test_dispatch_run_ps_exec(tmp_path, monkeypatch):
-    from minirun.cli import docker
+    from minirun.cli import dispatch as d
+
+    def is_oci(cmd, args, root="/nonexistent"):
+        return cmd.pick(list(args), root)
 
     monkeypatch.chdir(tmp_path)
-    assert docker.is_oci_run(["--bundle", "/b", "id"])
-    assert docker.is_oci_run(["-b", "/b", "-d", "id"])
-    assert docker.is_oci_run(["--pid-file", "p", "id"])
-    assert not docker.is_oci_run(["busybox", "echo", "hi"])
-    assert not docker.is_oci_run(["-it", "--rm", "-e", "X=1", "busybox"])
-    assert not docker.is_oci_run(["--name", "x", "busybox", "ls", "-b"])
-    assert not docker.is_oci_run(["myid"])
+    for cmd in (d.run_dispatch, d.create_dispatch):
+        assert is_oci(cmd, ["--bundle", "/b", "id"])
+        assert is_oci(cmd, ["-b", "/b", "id"])
+        assert is_oci(cmd, ["--pid-file", "p", "id"])
+        assert not is_oci(cmd, ["busybox", "echo", "hi"])
+        assert not is_oci(cmd, ["--name", "x", "busybox", "ls", "-b"])
+        assert not is_oci(cmd, ["myid"])
+    assert is_oci(d.run_dispatch, ["-b", "/b", "-d", "id"])
+    assert not is_oci(d.run_dispatch, ["-it", "--rm", "-e", "X=1", "busybox"])
     (tmp_path / "config.json").write_text("{}")
-    assert docker.is_oci_run(["myid"]) and docker.is_oci_run(["-d", "myid"])
-    assert not docker.is_oci_run(["busybox", "true"])
-    assert not docker.is_oci_ps(["-a"]) and not docker.is_oci_ps(["--format", "json", "-q"])
-    assert docker.is_oci_ps(["c1"]) and docker.is_oci_ps(["--format", "json", "c1"])
+    assert is_oci(d.run_dispatch, ["myid"]) and is_oci(d.run_dispatch, ["-d", "myid"])
+    assert not is_oci(d.run_dispatch, ["busybox", "true"])
+    assert not is_oci(d.ps_dispatch, ["-a"])
+    assert not is_oci(d.ps_dispatch, ["--format", "json", "-q"])
+    assert is_oci(d.ps_dispatch, ["c1"]) and is_oci(d.ps_dispatch, ["--format", "json", "c1"])
+    assert is_oci(d.events_dispatch, ["c1"]) and not is_oci(d.events_dispatch, ["--since", "1m"])
     root = tmp_path / "root"
     (root / "engine-ctr").mkdir(parents=True)
     monkeypatch.setenv("MINIRUN_STORE", str(tmp_path / "store"))
-    assert docker.is_oci_exec(["engine-ctr", "ls"], str(root))
-    assert docker.is_oci_exec(["--process", "p.json", "anything"], str(root))
-    assert docker.is_oci_exec(["unknown", "ls"], str(root))
     fe = records.Frontend(str(tmp_path / "store"), str(root)).ensure()
     cid = fe.new_id()
     os.mkdir(fe.record_dir(cid))
     with open(os.path.join(fe.record_dir(cid), "container.json"), "w") as f:
         json.dump({"Id": cid, "Name": "/web"}, f)
     fe.reserve_name("web", cid)
-    assert not docker.is_oci_exec(["-it", "web", "sh"], str(root))
-    assert not docker.is_oci_exec([cid[:6], "sh"], str(root))
+    (root / cid).mkdir()  # a running front-end container has runtime state too
+    verbs = [d.exec_dispatch, d.start_dispatch, d.kill_dispatch, d.pause_dispatch,
+             d.resume_dispatch, d.unpause_dispatch, d.delete_dispatch, d.rm_dispatch,
+             d.update_dispatch]
+    for cmd in verbs:
+        # an OCI container, an unknown id (runc's "does not exist") -> runc's form
+        assert is_oci(cmd, ["engine-ctr", "x"], str(root)), cmd.name
+        assert is_oci(cmd, ["unknown", "x"], str(root)), cmd.name
+        # a front-end name, id prefix or full id -> Docker's form
+        assert not is_oci(cmd, ["web", "x"], str(root)), cmd.name
+        assert not is_oci(cmd, [cid[:6], "x"], str(root)), cmd.name
+        assert not is_oci(cmd, [cid, "x"], str(root)), cmd.name
+    assert is_oci(d.exec_dispatch, ["--process", "p.json", "web"], str(root))
+    assert not is_oci(d.exec_dispatch, ["-it", "web", "sh"], str(root))
+    assert is_oci(d.kill_dispatch, ["--all", "web", "9"], str(root))
+    assert not is_oci(d.kill_dispatch, ["-s", "HUP", "web"], str(root))
+    assert is_oci(d.update_dispatch, ["--resources", "-", "web"], str(root))
+    assert not is_oci(d.delete_dispatch, ["-f", "web"], str(root))
 
 
 def test_names_and_prefixes(tmp_path):
@@ -282,11 +310,11 @@ def test_names_and_prefixes(tmp_path):
     assert fe.resolve("one") == a and fe.resolve("ab") == a and fe.resolve(b) == b
     with pytest.raises(MinirunError, match="multiple"):
         fe.resolve("a")
-    with pytest.raises(records.NoSuchContainer):
+    with pytest.raises(ContainerNotFound):
         fe.resolve("zz")
     generated = fe.generate_name(b)
     assert fe.resolve(generated) == b and "_" in generated
     fe.remove_record(a, "one")
-    with pytest.raises(records.NoSuchContainer):
+    with pytest.raises(ContainerNotFound):
         fe.resolve("one")
     fe.reserve_name("one", b)  # free again

@@ -1,0 +1,190 @@
+"""The verbs both worlds have: runc's for OCI containers, Docker's for front-end ones.
+
+    verb            Docker's form when                       runc's form when
+    run, create     an IMAGE is given                        --bundle/-b or another runc-only
+                                                             flag, or one ID with ./config.json
+    start kill      the first argument names a front-end     anything else: an OCI container
+    pause update    container (name, id or id prefix) and    under --root, or an unknown id
+    exec            is not an OCI container under --root     (runc's "container does not exist")
+    resume/unpause
+    delete/rm
+    ps              no ID is given                           an ID is given (its processes)
+    events          no ID is given                           an ID is given (runc's stats)
+
+runc's flags for engines (exec --process, kill --all, delete --force, update
+--resources, create --bundle ...) always mean runc's form, so containerd's
+and podman's calls are unchanged.  The decision costs a stat or two (see
+frontend/lookup.py); the engines' plain create/start/kill/delete calls are
+usually decided in cli/fastpath.py without importing click at all.
+docs/frontend.md has the same table.
+"""
+import os
+
+import click
+
+from minirun.cli import containers, oci, run, system
+from minirun.frontend import lookup
+
+_OCI_CREATE_ONLY = {"--bundle", "-b", "--pid-file", "--console-socket", "--no-pivot",
+                    "--no-new-keyring", "--preserve-fds", "--keep", "--pidfd-socket"}
+_OCI_EXEC_ONLY = {"--process", "-p", "--pid-file", "--console-socket", "--cwd", "--cap", "-c",
+                  "--no-new-privs", "--preserve-fds", "--ignore-paused", "--additional-gids",
+                  "-g", "--process-label", "--apparmor", "--cgroup"}
+_OCI_FLAGS = {"kill": {"--all", "-a"}, "delete": set(), "update": {"--resources", "-r"},
+              "events": {"--stats", "--interval"}}
+
+
+def value_options(cmd):
+    """Option strings of `cmd` that take a value."""
+    out = set()
+    for p in cmd.params:
+        if isinstance(p, click.Option) and not p.is_flag and not p.count:
+            out.update(p.opts)
+            out.update(p.secondary_opts)
+    return out
+
+
+def scan(args, value_opts, stop_at_positional=True):
+    """(options seen, positionals) of an argument list, Docker-style."""
+    seen, positionals = [], []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            positionals += args[i + 1:]
+            break
+        if a.startswith("--"):
+            name = a.split("=", 1)[0]
+            seen.append(name)
+            if name in value_opts and "=" not in a:
+                i += 1
+        elif a.startswith("-") and len(a) > 1:
+            seen.append(a[:2])
+            # -p8080:80 carries its value; -it are flags; -e X takes the next one
+            for j, ch in enumerate(a[1:], 1):
+                if "-" + ch in value_opts:
+                    if j == len(a) - 1:
+                        i += 1
+                    break
+        else:
+            positionals.append(a)
+            if stop_at_positional:
+                positionals += args[i + 1:]
+                break
+        i += 1
+    return seen, positionals
+
+
+def _store(args):
+    for i, a in enumerate(args):
+        if a == "--store" and i + 1 < len(args):
+            return args[i + 1]
+        if a.startswith("--store="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def by_image(docker_cmd, oci_cmd):
+    """run/create: runc's when a runc-only flag is given, or exactly one
+    positional and ./config.json exists (runc's bundle default is the cwd)."""
+    def pick(args, root):
+        seen, positionals = scan(args, value_options(docker_cmd) | value_options(oci_cmd))
+        if any(s in _OCI_CREATE_ONLY for s in seen):
+            return True
+        return len(positionals) == 1 and os.path.isfile("config.json")
+    return pick
+
+
+def by_container(docker_cmd, oci_cmd, oci_flags=(), without_id_is_oci=True):
+    """The first positional decides (lookup.docker_side); runc-only flags win."""
+    def pick(args, root):
+        seen, positionals = scan(args, value_options(docker_cmd) | value_options(oci_cmd))
+        if any(s in oci_flags for s in seen):
+            return True
+        if not positionals:
+            return without_id_is_oci
+        return not lookup.docker_side(positionals[0], root, _store(args))
+    return pick
+
+
+def by_id_given(docker_cmd, oci_cmd):
+    """ps/events: runc's verb takes an ID, Docker's takes none."""
+    def pick(args, root):
+        _, positionals = scan(args, value_options(docker_cmd) | value_options(oci_cmd),
+                              stop_at_positional=False)
+        return bool(positionals)
+    return pick
+
+
+class Dispatcher(click.Command):
+    """A top-level name shared by runc's verb and the Docker-like command."""
+
+    def __init__(self, name, docker_cmd, oci_cmd, pick, help):
+        super().__init__(name, help=help, context_settings={"ignore_unknown_options": True})
+        self.docker_cmd = docker_cmd
+        self.oci_cmd = oci_cmd
+        self.oci_name = oci_cmd.callback.__name__  # for cli/examples.py
+        self.pick = pick
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        args = list(args)
+        if args in (["--help"], ["-h"]):
+            self._both_helps(info_name, parent)
+        root = (parent.obj or {}).get("root", "/run/minirun") if parent else "/run/minirun"
+        target = self.oci_cmd if self.pick(args, root) else self.docker_cmd
+        return target.make_context(info_name, args, parent=parent, **extra)
+
+    def _both_helps(self, info_name, parent):
+        """`VERB --help`: both forms, Docker's first, with the rule between them."""
+        out = [self.help or "", ""]
+        for title, cmd in (("Docker's form (a front-end container or an image)",
+                            self.docker_cmd),
+                           ("runc's form (an OCI container under --root)", self.oci_cmd)):
+            ctx = click.Context(cmd, info_name=info_name, parent=parent)
+            out += [f"== {title} ==", cmd.get_help(ctx), ""]
+        click.echo("\n".join(out).rstrip())
+        raise click.exceptions.Exit(0)
+
+
+_RULE = (" A front-end container (name, id or id prefix) gets Docker's behaviour; an OCI "
+         "container under --root gets runc's.")
+
+run_dispatch = Dispatcher("run", run.run, oci.run, by_image(run.run, oci.run),
+                     "Run a container: `run [OPTIONS] IMAGE [CMD...]` (Docker-like) or runc's "
+                     "`run --bundle DIR ID`.")
+create_dispatch = Dispatcher("create", run.create, oci.create, by_image(run.create, oci.create),
+                        "Create a container: `create [--name N] IMAGE [CMD...]` (Docker-like) "
+                        "or runc's `create --bundle DIR ID`.")
+ps_dispatch = Dispatcher("ps", containers.ps, oci.ps, by_id_given(containers.ps, oci.ps),
+                    "List containers (Docker-like); `ps ID` lists a container's processes "
+                    "(runc).")
+events_dispatch = Dispatcher("events", system.events, oci.events, by_id_given(system.events, oci.events),
+                        "Docker's event stream of front-end containers; `events ID` is runc's "
+                        "(stats and OOM of an OCI container).")
+exec_dispatch = Dispatcher("exec", run.exec_, oci.exec_,
+                           by_container(run.exec_, oci.exec_, _OCI_EXEC_ONLY),
+                           "Run a command in a running container." + _RULE)
+start_dispatch = Dispatcher("start", run.start, oci.start, by_container(run.start, oci.start),
+                            "Start containers." + _RULE)
+kill_dispatch = Dispatcher("kill", containers.kill, oci.kill,
+                           by_container(containers.kill, oci.kill, _OCI_FLAGS["kill"]),
+                           "Send a signal to containers." + _RULE)
+pause_dispatch = Dispatcher("pause", containers.pause, oci.pause,
+                            by_container(containers.pause, oci.pause),
+                            "Freeze all processes of containers." + _RULE)
+resume_dispatch = Dispatcher("resume", containers.unpause, oci.resume,
+                             by_container(containers.unpause, oci.resume),
+                             "Thaw paused containers (also `unpause`)." + _RULE)
+unpause_dispatch = Dispatcher("unpause", containers.unpause, oci.resume,
+                              by_container(containers.unpause, oci.resume),
+                              "Thaw paused containers (also `resume`)." + _RULE)
+delete_dispatch = Dispatcher("delete", containers.rm, oci.delete,
+                             by_container(containers.rm, oci.delete),
+                             "Remove containers (also `rm`)." + _RULE)
+rm_dispatch = Dispatcher("rm", containers.rm, oci.delete,
+                         by_container(containers.rm, oci.delete),
+                         "Remove containers (also `delete`)." + _RULE)
+update_dispatch = Dispatcher("update", containers.update, oci.update,
+                             by_container(containers.update, oci.update,
+                                          _OCI_FLAGS["update"]),
+                             "Update a container's resource limits." + _RULE)
