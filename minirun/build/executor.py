@@ -152,7 +152,11 @@ class Builder:
 
     def image(self, name):
         """An image from the store (pulled when missing, or always with --pull)."""
-        from minirun.image import registry
+        if not self.opts.pull:
+            found = self.store.lookup(name)
+            if found is not None:
+                return found
+        from minirun.image import registry  # http: imported only to pull
 
         stream = open(os.devnull, "w") if self.opts.quiet else self.out
         try:

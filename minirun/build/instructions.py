@@ -7,8 +7,6 @@ from minirun.build import cache as cachemod
 from minirun.build import dockerfile as dfmod
 from minirun.build.context import SourceTree
 from minirun.build.images import State
-from minirun.build.steps_copy import CopyOptions, copy_sources
-from minirun.build.workspace import Workspace, open_root
 from minirun.errors import MinirunError
 from minirun.image import manifest as mf
 
@@ -50,6 +48,16 @@ def expand_ports(words, line):
         for port in range(int(lo), int(hi or lo) + 1):
             out[f"{port}/{proto}"] = {}
     return out
+
+
+def Workspace(store, state):  # noqa: N802 - the class, imported when a step runs
+    from minirun.build.workspace import Workspace as _Workspace
+
+    return _Workspace(store, state)
+
+
+def open_root(path):
+    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
 class StageRun:
@@ -396,6 +404,8 @@ class StageRun:
         workdir = self.state.run_config.get("WorkingDir") or "/"
 
         def apply(state):
+            from minirun.build.steps_copy import CopyOptions, copy_sources
+
             with Workspace(self.b.store, self.state) as ws:
                 rootfs = ws.mount()
                 opts = CopyOptions(chown=_resolve_chown(rootfs, chown) if chown else None,

@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""`minirun build` next to `podman build`: cold build, fully cached rebuild,
+and what one RUN step costs over its command.
+
+    sudo /opt/minirun/venv/bin/python bench/build.py [-n 7]
+
+Rows (wall time of the whole command, median of n, and min):
+  cold 4-step build      FROM busybox, RUN, COPY, CMD with --no-cache
+  cached rebuild         the same, every step a cache hit
+  RUN step overhead      (--no-cache build of FROM + `RUN true`) minus
+                         (--no-cache build of FROM + an ENV step): the price of
+                         one RUN container, its overlay and its layer
+
+Both tools get private stores under a temp dir (podman: --root/--runroot,
+overlay storage driver, its own containers.conf with runc) and the same
+busybox image (built offline); RUN steps use the host network in both.
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "images"))
+MINIRUN = shutil.which("minirun", path=os.path.dirname(sys.executable)) or shutil.which("minirun")
+
+FOUR_STEPS = "FROM busybox\nRUN echo hello > /hello\nCOPY app.txt /app/\nCMD [\"cat\", \"/app/app.txt\"]\n"
+ONE_RUN = "FROM busybox\nRUN true\n"
+ONE_ENV = "FROM busybox\nENV A=1\n"
+
+
+def sh(argv, env=None):
+    res = subprocess.run(argv, env=env, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({res.returncode}): {res.stderr.strip()}")
+    return res
+
+
+def timed(argv, env, n):
+    samples = []
+    for _ in range(n):
+        t0 = time.monotonic()
+        sh(argv, env)
+        samples.append(time.monotonic() - t0)
+    return samples
+
+
+def context(base, name, dockerfile):
+    path = os.path.join(base, name)
+    os.makedirs(path)
+    with open(os.path.join(path, "Dockerfile"), "w") as f:
+        f.write(dockerfile)
+    with open(os.path.join(path, "app.txt"), "w") as f:
+        f.write("app\n")
+    return path
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=7)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("run as root")
+    import build_busybox
+
+    base = tempfile.mkdtemp(prefix="bench-build-")
+    try:
+        build_busybox.build_rootfs(os.path.join(base, "rootfs"))
+        layout = os.path.join(base, "layout")
+        build_busybox.write_oci_layout(os.path.join(base, "rootfs"), layout)
+        m_env = dict(os.environ, MINIRUN_STORE=os.path.join(base, "store"))
+        m_env.pop("SOURCE_DATE_EPOCH", None)
+        m = [MINIRUN, "--root", os.path.join(base, "mroot")]
+        sh(m + ["load", "-i", layout, "--name", "busybox:latest"], m_env)
+        conf = os.path.join(base, "containers.conf")
+        with open(conf, "w") as f:
+            f.write('[containers]\ndefault_ulimits = []\n[engine]\nruntime = "runc"\n')
+        p_env = dict(os.environ, CONTAINERS_CONF=conf)
+        p = ["podman", "--root", os.path.join(base, "proot"), "--runroot",
+             os.path.join(base, "prunroot"), "--storage-driver", "overlay",
+             "--cgroup-manager", "cgroupfs"]
+        ident = sh(p + ["pull", "-q", f"oci:{layout}:latest"], p_env).stdout.split()[-1]
+        sh(p + ["tag", ident, "docker.io/library/busybox:latest"], p_env)
+        p_build = p + ["build", "--network", "host", "--pull=never", "--layers"]
+        ctx4 = context(base, "four", FOUR_STEPS)
+        ctx_run = context(base, "run", ONE_RUN)
+        ctx_env = context(base, "env", ONE_ENV)
+        rows = []
+        for label, m_argv, p_argv in (
+                ("cold 4-step build", m + ["build", "--no-cache", "-q", ctx4],
+                 p_build + ["--no-cache", "-q", ctx4]),
+                ("cached rebuild", m + ["build", "-q", ctx4], p_build + ["-q", ctx4]),
+                ("build FROM + RUN true", m + ["build", "--no-cache", "-q", ctx_run],
+                 p_build + ["--no-cache", "-q", ctx_run]),
+                ("build FROM + ENV", m + ["build", "--no-cache", "-q", ctx_env],
+                 p_build + ["--no-cache", "-q", ctx_env])):
+            sh(m_argv, m_env)  # warm: base layers unpacked, cache filled
+            sh(p_argv, p_env)
+            rows.append((label, timed(m_argv, m_env, args.n), timed(p_argv, p_env, args.n)))
+        print(f"{'':24}{'minirun median (min)':>24}{'podman median (min)':>24}{'ratio':>8}")
+        med = {}
+        for label, ms, ps in rows:
+            med[label] = (statistics.median(ms), statistics.median(ps))
+            print(f"{label:24}{med[label][0]*1000:>15.0f} ms ({min(ms)*1000:.0f})"
+                  f"{med[label][1]*1000:>15.0f} ms ({min(ps)*1000:.0f})"
+                  f"{med[label][0] / med[label][1]:>7.2f}x")
+        m_over = med["build FROM + RUN true"][0] - med["build FROM + ENV"][0]
+        p_over = med["build FROM + RUN true"][1] - med["build FROM + ENV"][1]
+        print(f"{'RUN step overhead':24}{m_over*1000:>18.0f} ms{p_over*1000:>21.0f} ms")
+    finally:
+        sh(p + ["system", "reset", "-f"], p_env) if "p" in dir() else None
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
