@@ -351,7 +351,7 @@ def image_ls(quiet, digests, fmt, store_root):
 
 @click.group()
 def image():
-    """Manage images: ls, inspect, prune, rm, pull, load, save."""
+    """Manage images: ls, inspect, prune, rm, pull, push, load, save."""
 
 
 image.add_command(image_ls)

@@ -1,5 +1,5 @@
 """Images: references, the content-addressed store, OCI layouts and archives,
-registry pulls, the safe layer extractor, overlay rootfs, image -> bundle.
+registry pulls and pushes, the safe layer extractor, overlay rootfs, image -> bundle.
 
 The entry points the Docker-like front end uses (imported lazily so that
 `import minirun.image` stays cheap):
@@ -7,6 +7,7 @@ The entry points the Docker-like front end uses (imported lazily so that
     Store(root=None)                          store.py ($MINIRUN_STORE, /var/lib/minirun)
     resolve_or_pull(name, store=None, ...)    registry.py -> Image
     pull(ref, store=None, insecure=False)     registry.py -> Image
+    push(ref, store=None, insecure=False)     push.py     -> manifest digest
     prepare_rootfs(image, container_id)       overlay.py  -> (rootfs_path, cleanup)
     release_rootfs(container_id)              overlay.py  (cleanup from another process)
     image_spec(image.config, rootfs, ...)     bundle.py   -> config.json dict
@@ -18,7 +19,7 @@ def __getattr__(name):
     import importlib
 
     where = {"Store": "store", "ImageNotFound": "store", "pull": "registry",
-             "resolve_or_pull": "registry", "prepare_rootfs": "overlay",
+             "resolve_or_pull": "registry", "push": "push", "prepare_rootfs": "overlay",
              "release_rootfs": "overlay", "image_spec": "bundle", "image_to_bundle": "bundle"}
     if name in where:
         return getattr(importlib.import_module(f"minirun.image.{where[name]}"), name)

@@ -489,6 +489,9 @@ def pull(ref, store=None, insecure=False, platform=None, stream=sys.stderr, clie
             data, ctype, header_digest = client.get_manifest(repo, chosen["digest"])
             digest = _verify_manifest(data, chosen["digest"], header_digest,
                                       f"manifest {chosen['digest']}")
+            if len(data) != chosen["size"]:
+                raise RegistryError(f"manifest {chosen['digest']}: {len(data)} bytes, the "
+                                    f"index says {chosen['size']}")
             if mf.kind(mf.load_json(data, "manifest"), ctype) != "manifest":
                 raise RegistryError(f"{ref}: nested image indexes are not supported")
         manifest = mf.parse_manifest(data)

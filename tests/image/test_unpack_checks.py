@@ -364,3 +364,27 @@ def test_zstd_skippable_frame_is_zstd():
     skippable = b"\x50\x2a\x4d\x18" + (4).to_bytes(4, "little") + b"meta"
     blob = skippable + zstandard.ZstdCompressor().compress(_RAW)
     assert unpack.sniff_compression(blob[:4]) == "zstd"
+
+
+def test_docker_archive_with_a_zstd_layer_loads_as_oci(tmp_path, store):
+    """Docker schema2 has no zstd layer type: `load` of a docker archive with
+    one makes an OCI manifest (not a mixed one), which unpacks."""
+    import json
+
+    cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                      "rootfs": {"type": "layers", "diff_ids": [digest(_RAW)]}}).encode()
+    index = json.dumps([{"Config": "cfg.json", "RepoTags": ["zst:1"],
+                         "Layers": ["layer.tar.zst"]}]).encode()
+    archive = tmp_path / "docker.tar"
+    with tarfile.open(archive, "w") as tf:
+        for name, data in (("cfg.json", cfg), ("layer.tar.zst", _ZST), ("manifest.json", index)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    (name, image), = layoutmod.load_archive(store, str(archive))
+    assert image.manifest["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    assert image.manifest["config"]["mediaType"] == OCI_CONFIG
+    dest = tmp_path / "d"
+    dest.mkdir()
+    unpack.unpack_image(store.resolve(name), str(dest))
+    assert (dest / "etc/hostname").read_bytes() == b"box\n"
