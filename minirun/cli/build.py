@@ -2,7 +2,11 @@
 call minirun.build."""
 import click
 
-from minirun.cli.image import store_option
+# The same --store as the image commands (not imported from cli/image.py,
+# which imports this module for `image tag` and `image history`).
+store_option = click.option(
+    "--store", "store_root", envvar="MINIRUN_STORE", metavar="DIR",
+    help="Image store directory (default /var/lib/minirun, or $MINIRUN_STORE).")
 
 
 @click.command()
@@ -24,7 +28,14 @@ from minirun.cli.image import store_option
 @click.pass_context
 def build(ctx, tags, dockerfile, build_args, target, no_cache, pull, network, platform, quiet,
           store_root, context):
-    """Build an image from a Dockerfile."""
+    """Build an image from a Dockerfile.
+
+    \b
+    Examples:
+      minirun build -t app:1.0 .                      # ./Dockerfile, context .
+      minirun build -f build/Dockerfile --target test --build-arg VERSION=2 .
+      SOURCE_DATE_EPOCH=0 minirun build -q --no-cache .   # same digest every time
+    """
     from minirun.build.executor import BuildOptions, parse_build_args, run_build
 
     opts = BuildOptions(context, dockerfile=dockerfile, tags=tags,
@@ -40,7 +51,12 @@ def build(ctx, tags, dockerfile, build_args, target, no_cache, pull, network, pl
 @click.argument("source")
 @click.argument("target")
 def tag(store_root, source, target):
-    """Give an image another name: SOURCE[:TAG] -> TARGET[:TAG]."""
+    """Give an image another name: SOURCE[:TAG] -> TARGET[:TAG].
+
+    \b
+    Examples:
+      minirun tag app:1.0 localhost:5000/app:1.0
+    """
     from minirun.build.history import tag_image
 
     tag_image(source, target, store_root)
@@ -51,10 +67,17 @@ def tag(store_root, source, target):
 @click.option("--no-trunc", is_flag=True, help="Do not truncate output.")
 @click.option("-H", "--human", default=True, type=bool, show_default=True,
               help="Sizes and dates in human-readable form.")
+@click.option("--format", "fmt", help="json, or a Go template ('{{.CreatedBy}} {{.Size}}').")
 @store_option
 @click.argument("image")
-def history(quiet, no_trunc, human, store_root, image):
-    """Show the history of an image."""
+def history(quiet, no_trunc, human, fmt, store_root, image):
+    """Show the history of an image.
+
+    \b
+    Examples:
+      minirun history app:1.0
+      minirun history --no-trunc -q app:1.0
+    """
     from minirun.build.history import history_rows
     from minirun.cli.image import _ago, _human_size
 
@@ -63,6 +86,14 @@ def history(quiet, no_trunc, human, store_root, image):
         for row in rows:
             click.echo(row["id"] if no_trunc else row["id"][7:19] if row["id"] != "<missing>"
                        else row["id"])
+        return
+    if fmt and fmt != "table":
+        from minirun.cli.dockerlike import show
+
+        show([{"ID": row["id"] if row["id"] == "<missing>" or no_trunc else row["id"][7:19],
+               "CreatedSince": _ago(row["created"]), "CreatedAt": row["created"] or "",
+               "CreatedBy": row["created_by"], "Size": _human_size(row["size"]),
+               "Comment": row["comment"]} for row in rows], fmt, [])
         return
     fmt = "{:<14}{:<20}{:<47}{:<10}{}"
     click.echo(fmt.format("IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT").rstrip())
@@ -88,7 +119,13 @@ def history(quiet, no_trunc, human, store_root, image):
 @click.argument("ref", required=False)
 @click.pass_context
 def commit(ctx, changes, message, author, pause, store_root, container, ref):
-    """Create an image from a container's changes."""
+    """Create an image from a container's changes.
+
+    \b
+    Examples:
+      minirun commit web snapshot:1
+      minirun commit -c 'CMD ["httpd", "-f"]' -c 'EXPOSE 80' web web:v2
+    """
     from minirun.build.commit import commit_container
 
     image = commit_container(container, ref, changes=changes, message=message, author=author,

@@ -362,3 +362,9 @@ image.add_command(pull)
 image.add_command(push)
 image.add_command(load)
 image.add_command(save)
+
+# `image tag` and `image history` are the build module's tag and history.
+from minirun.cli import build as _build_cli  # noqa: E402
+
+image.add_command(_build_cli.tag)
+image.add_command(_build_cli.history)
