@@ -286,7 +286,7 @@ class Project:
 
         recs = self.containers(services)
         try:
-            output.follow(self.fe, recs, tail=0, prefix=True, out=sys.stdout, until_all_exit=True)
+            output.follow(self.fe, recs, tail=None, prefix=True, out=sys.stdout)
         except KeyboardInterrupt:
             print("Gracefully stopping... (press Ctrl+C again to force)", file=self.out,
                   flush=True)

@@ -1,0 +1,237 @@
+"""`minirun compose` end to end, as a user types it (root, real containers, the
+locally built busybox image, a private store and --root per test)."""
+import json
+import os
+import select
+import signal
+import subprocess
+import time
+
+import yaml
+
+from fe_helpers import free_port, http_get, wait_for
+
+# pid 1 ignores SIGTERM without a handler: trap it so `down` is quick.
+HOLD = "trap 'exit 0' TERM; {} sleep 1000 & wait"
+
+APP = """
+services:
+  api:
+    image: busybox
+    command: ["sh", "-c", "trap 'exit 0' TERM; echo api serving; httpd -f -p 80 -h /www & wait"]
+    ports: ["{port}:80"]
+    volumes: [data:/www]
+    depends_on:
+      db: {{condition: service_healthy}}
+  db:
+    image: busybox
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 1; echo \\"$$GREETING\\" > /data/index.html; sleep 1000 & wait"]
+    environment:
+      - GREETING=${{GREETING:-hello}}
+    volumes: [data:/data]
+    healthcheck:
+      test: ["CMD", "test", "-s", "/data/index.html"]
+      interval: 500ms
+volumes:
+  data:
+"""
+
+
+def compose(docker, project_dir, *args, check=True, timeout=120):
+    return docker("compose", "--project-directory", project_dir, "-f",
+                  os.path.join(project_dir, "compose.yaml"), *args, check=check,
+                  timeout=timeout)
+
+
+def labels(docker, name):
+    return docker.inspect(name)["Config"]["Labels"]
+
+
+def test_two_services_healthcheck_ports_volume_idempotent(docker, tmp_path):
+    app = tmp_path / "shop"
+    app.mkdir()
+    port = free_port()
+    (app / "compose.yaml").write_text(APP.format(port=port))
+    res = compose(docker, app, "up", "-d")
+    # db became healthy before api started (the output says so, in order).
+    err = res.stderr
+    assert err.index("Container shop-db-1  Healthy") < err.index("Container shop-api-1  Started")
+    assert "Network shop_default  Created" in err and "Volume shop_data  Created" in err
+    assert wait_for(lambda: http_get(port), what="api on the published port") == "hello\n"
+
+    # Docker Compose's names and labels.
+    lab = labels(docker, "shop-api-1")
+    assert lab["com.docker.compose.project"] == "shop"
+    assert lab["com.docker.compose.service"] == "api"
+    assert lab["com.docker.compose.container-number"] == "1"
+    assert lab["com.docker.compose.oneoff"] == "False"
+    assert len(lab["com.docker.compose.config-hash"]) == 64
+    assert docker.inspect("shop-api-1")["HostConfig"]["NetworkMode"] == "shop_default"
+    vol = json.loads(docker("volume", "inspect", "shop_data").stdout)[0]
+    assert vol["Labels"]["com.docker.compose.project"] == "shop"
+
+    ps = compose(docker, app, "ps").stdout.splitlines()
+    assert ps[0].split() == ["NAME", "IMAGE", "COMMAND", "SERVICE", "CREATED", "STATUS",
+                             "PORTS"]
+    assert [line.split()[0] for line in ps[1:]] == ["shop-api-1", "shop-db-1"]
+    assert "(healthy)" in ps[2]
+    logs = compose(docker, app, "logs", "api").stdout
+    assert "api-1  | api serving" in logs
+
+    # A second up changes nothing: same containers, still running.
+    ids = {n: docker.inspect(n)["Id"] for n in ("shop-api-1", "shop-db-1")}
+    res = compose(docker, app, "up", "-d")
+    assert "Container shop-api-1  Running" in res.stderr and "Created" not in res.stderr
+    assert {n: docker.inspect(n)["Id"] for n in ids} == ids
+
+    # A changed service is recreated, the other one kept.
+    (app / "compose.yaml").write_text(APP.format(port=port).replace(
+        "echo api serving", "echo api v2"))
+    res = compose(docker, app, "up", "-d")
+    assert "Container shop-api-1  Recreated" in res.stderr
+    assert docker.inspect("shop-db-1")["Id"] == ids["shop-db-1"]
+    assert docker.inspect("shop-api-1")["Id"] != ids["shop-api-1"]
+
+    # exec runs in the service's container; the name resolves through 127.0.0.11.
+    out = compose(docker, app, "exec", "-T", "api", "cat", "/www/index.html").stdout
+    assert out == "hello\n"
+    assert compose(docker, app, "exec", "-T", "api", "cat", "/etc/resolv.conf").stdout \
+        .startswith("nameserver 127.0.0.11\n")
+
+    # down keeps the named volume; the next up finds its data.
+    compose(docker, app, "down")
+    assert docker.ids() == set()
+    assert "shop_data" in docker("volume", "ls", "-q").stdout.split()
+    assert "shop_default" not in docker("network", "ls").stdout
+    compose(docker, app, "up", "-d", "db")
+    out = compose(docker, app, "exec", "-T", "db", "cat", "/data/index.html").stdout
+    assert out == "hello\n"
+    res = compose(docker, app, "down", "-v")
+    assert "Volume shop_data  Removed" in res.stderr
+    assert "shop_data" not in docker("volume", "ls", "-q").stdout.split()
+
+
+def test_scale_replicas_answer_under_one_name(docker, tmp_path):
+    app = tmp_path / "scaled"
+    app.mkdir()
+    (app / "compose.yaml").write_text(f"""
+services:
+  web:
+    image: busybox
+    command: ["sh", "-c", "{HOLD.format('')}"]
+    networks:
+      back:
+        aliases: [www]
+  client:
+    image: busybox
+    command: ["sh", "-c", "{HOLD.format('')}"]
+    networks: [back]
+networks:
+  back:
+""")
+    compose(docker, app, "up", "-d", "--scale", "web=2")
+    names = sorted(docker("ps", "--format", "{{.Names}}").stdout.split())
+    assert names == ["scaled-client-1", "scaled-web-1", "scaled-web-2"]
+    ips = sorted(docker.inspect(f"scaled-web-{i}")["NetworkSettings"]["IPAddress"]
+                 for i in (1, 2))
+    for name in ("web", "www", "scaled-web-2"):
+        out = compose(docker, app, "exec", "-T", "client", "nslookup", name).stdout
+        found = sorted(line.split()[-1] for line in out.splitlines()[2:]
+                       if line.startswith("Address"))
+        want = ips if name != "scaled-web-2" else [docker.inspect(name)[
+            "NetworkSettings"]["IPAddress"]]
+        assert found == want, out
+    # A static binary's resolver (busybox's ping, through libc) finds it too.
+    res = compose(docker, app, "exec", "-T", "client", "ping", "-c", "1", "-W", "2", "web")
+    assert "1 packets received" in res.stdout
+    res = compose(docker, app, "exec", "-T", "client", "nslookup", "nosuchservice", check=False)
+    assert res.returncode != 0 and "NXDOMAIN" in res.stdout + res.stderr
+    # Scaling down removes the extra replica.
+    compose(docker, app, "scale", "web=1")
+    names = sorted(docker("ps", "--format", "{{.Names}}").stdout.split())
+    assert names == ["scaled-client-1", "scaled-web-1"]
+    compose(docker, app, "down")
+    assert docker.ids() == set()
+
+
+def test_anchors_merge_keys_and_config_output(docker, tmp_path):
+    app = tmp_path / "anchors"
+    app.mkdir()
+    (app / ".env").write_text("TAG=latest\n")
+    (app / "compose.yaml").write_text(f"""
+x-defaults: &defaults
+  image: busybox:${{TAG}}
+  init: false
+  labels:
+    team: core
+  command: ["sh", "-c", "{HOLD.format('echo $$ROLE;')}"]
+services:
+  one:
+    <<: *defaults
+    environment: {{ROLE: first}}
+  two:
+    <<: *defaults
+    environment: {{ROLE: second}}
+""")
+    doc = yaml.safe_load(compose(docker, app, "config").stdout)
+    assert doc["name"] == "anchors"
+    assert doc["services"]["one"]["image"] == "busybox:latest"
+    assert doc["services"]["two"]["labels"] == {"team": "core"}
+    assert doc["services"]["two"]["command"][-1].startswith("trap 'exit 0' TERM; echo $ROLE;")
+    assert doc["networks"] == {"default": {"name": "anchors_default"}}
+    assert "x-defaults" not in doc
+    assert compose(docker, app, "config", "--services").stdout.split() == ["one", "two"]
+    compose(docker, app, "up", "-d")
+    assert labels(docker, "anchors-two-1")["team"] == "core"
+    wait_for(lambda: "second" in compose(docker, app, "logs", "two").stdout, what="two's log")
+    compose(docker, app, "down")
+
+
+def test_errors_name_the_key_and_make_nothing(docker, tmp_path):
+    app = tmp_path / "broken"
+    app.mkdir()
+    (app / "compose.yaml").write_text("services:\n  web:\n    image: busybox\n"
+                                      "    prots: ['80:80']\n")
+    res = compose(docker, app, "up", "-d", check=False)
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines() == [
+        "minirun: services.web: additional property 'prots' is not allowed"]
+    (app / "compose.yaml").write_text("services:\n  web:\n    image: busybox\n"
+                                      "    memory: lots\n    mem_limit: lots\n".replace(
+                                          "    memory: lots\n", ""))
+    res = compose(docker, app, "up", "-d", check=False)
+    assert res.returncode != 0 and "invalid --memory 'lots'" in res.stderr
+    (app / "compose.yaml").write_text("services:\n  web:\n    image: ${IMAGE:?set IMAGE}\n")
+    res = compose(docker, app, "config", check=False)
+    assert "required variable IMAGE is missing a value: set IMAGE" in res.stderr
+    assert docker.ids() == set()
+    assert "broken_default" not in docker("network", "ls").stdout
+
+
+def test_up_attached_prefixes_and_ctrl_c_stops(docker, tmp_path):
+    app = tmp_path / "attached"
+    app.mkdir()
+    (app / "compose.yaml").write_text(f"""
+services:
+  talker:
+    image: busybox
+    command: ["sh", "-c", "{HOLD.format('echo ready;')}"]
+""")
+    proc = docker.popen("compose", "-f", str(app / "compose.yaml"), "up",
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out = b""
+        deadline = time.monotonic() + 30
+        while b"ready\n" not in out and time.monotonic() < deadline:
+            if select.select([proc.stdout], [], [], 0.5)[0]:
+                out += os.read(proc.stdout.fileno(), 4096)
+        assert out == b"talker-1  | ready\n"
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    state = docker.inspect("attached-talker-1")["State"]
+    assert state["Status"] == "exited"
+    compose(docker, app, "down")
