@@ -84,11 +84,13 @@ def create_and_start(fe, opts):
 
 def state(fe, cid):
     """"running", "exited", "restarting", ... or None when the container is gone."""
-    from minirun.frontend import lifecycle, records
+    from minirun.frontend import lifecycle
 
+    if not os.path.isdir(fe.record_dir(cid)):
+        return None
     try:
         rec = fe.load(cid)
-    except records.NoSuchContainer:
+    except MinirunError:   # removed meanwhile
         return None
     return lifecycle.current_state(fe, rec)
 
@@ -110,12 +112,13 @@ def pid(fe, cid):
 
 def remove(fe, cid):
     """rm -f -v: the container, its network, rootfs and anonymous volumes."""
-    from minirun.frontend import lifecycle, records
+    from minirun.frontend import lifecycle
 
     try:
         lifecycle.remove(fe, cid, force=True, volumes=True)
-    except records.NoSuchContainer:
-        pass
+    except MinirunError:
+        if os.path.isdir(fe.record_dir(cid)):
+            raise   # not "no such container": a real failure
 
 
 def kill_for_restart(fe, cid):

@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 
 INTERVAL = 1.0
 
@@ -175,13 +176,17 @@ def main(store_root, root):
     prober = Prober(fe)
     try:
         while not stopping:
-            with st.locked() as data:
-                if st.empty(data):
-                    break
-                for error in api.reconcile(fe, st, data):
-                    print(f"{time.strftime('%H:%M:%S')} {error}", flush=True)
-                snapshot = {"pods": {k: dict(v) for k, v in data["pods"].items()}}
-            prober.run(snapshot, time.monotonic())
+            try:
+                with st.locked() as data:
+                    if st.empty(data):
+                        break
+                    for error in api.reconcile(fe, st, data):
+                        print(f"{time.strftime('%H:%M:%S')} {error}", flush=True)
+                    snapshot = {"pods": {k: dict(v) for k, v in data["pods"].items()}}
+                prober.run(snapshot, time.monotonic())
+            except Exception:   # a bug or a front-end failure: say it, try again next round
+                traceback.print_exc()
+                sys.stdout.flush()
             time.sleep(INTERVAL)
     finally:
         try:

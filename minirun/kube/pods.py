@@ -199,5 +199,10 @@ def remove(fe, st, pod):
 
 
 def alive(fe, pod):
-    """A pod lives while its infra container runs (it holds the netns)."""
-    return bool(pod.get("infra")) and adapter.state(fe, pod["infra"]) == "running"
+    """A pod lives while its infra container runs (it holds the netns) and every
+    container of it exists (running, or exited and left to its restart policy).
+    A container removed by hand (`minirun rm -f`) takes its pod with it: the
+    controller makes the pod again, as a kubelet would make the container."""
+    if not pod.get("infra") or adapter.state(fe, pod["infra"]) != "running":
+        return False
+    return all(adapter.state(fe, cid) is not None for cid in pod["containers"].values())

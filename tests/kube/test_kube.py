@@ -154,7 +154,14 @@ spec:
     assert web["HostConfig"]["NanoCpus"] == 250_000_000 or web["HostConfig"]["CpuQuota"] == 25000
     # Played again unchanged: nothing is re-made.
     assert kube.play(manifest).stdout.splitlines()[-1] == "pod/duo unchanged"
-    assert kube.inspect(client)["Id"] == kube.pods()["duo"]["containers"]["client"]
+    old_id = kube.inspect(client)["Id"]
+    assert old_id == kube.pods()["duo"]["containers"]["client"]
+    # A container removed by hand: the controller makes the pod again.
+    kube("rm", "-f", client)
+    wait_for(lambda: kube.pods().get("duo", {}).get("containers", {}).get("client")
+             not in (None, old_id), timeout=30, what="the pod to be made again")
+    assert wait_for(lambda: kube.exec(client, "cat", "/etc/creds/password",
+                                      check=False).stdout, what="the new client") == "s3cr3t"
 
     assert kube.down(manifest).stdout.splitlines() == [
         'configmap "settings" deleted', 'secret "creds" deleted', 'pod "duo" deleted']
