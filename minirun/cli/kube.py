@@ -54,7 +54,11 @@ def down(ctx, store_root, file):
     """
     from minirun.kube import api
 
-    api.down(_fe(ctx, store_root), file, out=click.echo)
+    missing = api.down(_fe(ctx, store_root), file, out=click.echo)
+    for line in missing:
+        click.echo(line, err=True)
+    if missing:
+        raise SystemExit(1)   # as kubectl: the others are deleted all the same
 
 
 @kube.command("get")

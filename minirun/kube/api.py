@@ -102,14 +102,19 @@ def play(fe, path, out=print):
 
 
 def down(fe, path, out=print):
+    """Delete the file's objects; returns kubectl's NotFound lines for those that
+    were not there (the others are still deleted)."""
     objects = load_file(path)
     st = State(fe)
+    missing = []
     with st.locked() as data:
         for obj in objects:   # file order, as `kubectl delete -f`
             k = key(obj["kind"], obj["namespace"], obj["name"])
             if not _delete(fe, st, data, k):
-                out(f"Error from server (NotFound): {RESOURCE[obj['kind']]}s "
-                    f"\"{obj['name']}\" not found")
+                plural = RESOURCE[obj["kind"]].replace(".", "s.", 1) if "." in \
+                    RESOURCE[obj["kind"]] else RESOURCE[obj["kind"]] + "s"
+                missing.append(f"Error from server (NotFound): {plural} \"{obj['name']}\" "
+                               f"not found")
                 continue
             out(f"{RESOURCE[obj['kind']]} \"{obj['name']}\" deleted")
         _sync_services(fe, data, force=True)
@@ -118,6 +123,7 @@ def down(fe, path, out=print):
         from minirun.kube import controller
 
         controller.stop(fe)
+    return missing
 
 
 def get(fe):

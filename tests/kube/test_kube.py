@@ -284,6 +284,9 @@ spec:
                  >= 1, timeout=40, interval=0.5, what=f"{name} to be restarted")
     kube.down(manifest)
     assert kube.kube_leftovers() == []
+    again = kube.kube("down", manifest, check=False)
+    assert again.returncode == 1
+    assert again.stderr == 'Error from server (NotFound): pods "probed" not found\n'
 
 
 @pytest.mark.parametrize("text, message", [
