@@ -27,6 +27,8 @@ def clean(path):
 
 
 class SourceTree:
+    remote = False  # files ADD downloaded (never unpacked)
+
     def __init__(self, path, matcher=None, name="build context"):
         self.path = path
         self.name = name

@@ -370,17 +370,29 @@ class StageRun:
         chown, chmod = self.flag(inst, "chown"), self.flag(inst, "chmod")
         if chmod is not None and not re.fullmatch(r"[0-7]{1,4}", chmod):
             raise dfmod.DockerfileError(inst.line, f"invalid chmod parameter {chmod!r}")
-        if add and any(s.startswith(("http://", "https://")) for s in sources):
-            raise MinirunError(f"ADD failed: remote URLs are not supported "
-                               f"({' '.join(sources)}); download them in a RUN step")
         if src_from is not None:
             if add:
                 raise dfmod.DockerfileError(inst.line, "ADD does not support --from")
             return self._copy_from(inst, src_from, sources, dest, chown, chmod)
+        urls = [s for s in sources if add and s.startswith(("http://", "https://"))]
+        local = [s for s in sources if s not in urls]
         tree = self.b.context
-        expanded = [p for s in sources for p in tree.expand(s)]
+        expanded = [p for s in local for p in tree.expand(s)]
+        parts = [(tree, expanded)] if expanded else []
         files = tree.checksum(expanded)
-        self._copy(inst, tree, expanded, dest, chown, chmod, files, keep_owner=False, add=add)
+        download = None
+        try:
+            if urls:
+                from minirun.build import remote
+
+                download = remote.fetch_all(urls, self.b.store)
+                parts.append((download.tree, download.names))
+                files += " " + download.tree.checksum(download.names)
+            self._copy(inst, parts, dest, chown, chmod, files, keep_owner=False, add=add,
+                       many=len(sources) > 1)
+        finally:
+            if download is not None:
+                download.close()
 
     def do_add(self, inst):
         self.do_copy(inst, add=True)
@@ -394,13 +406,17 @@ class StageRun:
             try:
                 expanded = [p for s in sources for p in tree.expand(s)]
                 files = "image:" + mf.Image(self.b.store, state.digest).id
-                self._copy(inst, tree, expanded, dest, chown, chmod, files, keep_owner=True)
+                self._copy(inst, [(tree, expanded)], dest, chown, chmod, files, keep_owner=True,
+                           many=len(expanded) > 1)
             finally:
                 tree.close()
 
-    def _copy(self, inst, tree, sources, dest, chown, chmod, files, keep_owner, add=False):
+    def _copy(self, inst, parts, dest, chown, chmod, files, keep_owner, add=False, many=False):
+        """parts: [(SourceTree, expanded sources)]."""
         flags = "".join(f"--{k}={v[-1]} " for k, v in sorted(inst.flags.items()))
-        text = f"/bin/sh -c #(nop) {inst.cmd} {flags}{_json(sources)} in {dest}"
+        names = [p for _, srcs in parts for p in srcs]
+        text = f"/bin/sh -c #(nop) {inst.cmd} {flags}{_json(names)} in {dest}"
+        many = many or len(names) > 1
         workdir = self.state.run_config.get("WorkingDir") or "/"
 
         def apply(state):
@@ -413,7 +429,9 @@ class StageRun:
                                    keep_owner=keep_owner)
                 root_fd = open_root(rootfs)
                 try:
-                    copy_sources(tree, sources, root_fd, dest, opts, workdir, add=add)
+                    for tree, sources in parts:
+                        copy_sources(tree, sources, root_fd, dest, opts, workdir, add=add,
+                                     dest_is_dir=many or None)
                 finally:
                     os.close(root_fd)
                 return ws.commit(state, self.b.epoch)

@@ -122,16 +122,17 @@ def _copy_entry(st, sdfd, sname, pfd, name, opts):
     return False
 
 
-def copy_sources(tree, sources, root_fd, dest, opts, workdir="/", add=False):
-    """Copy expanded `sources` of `tree` to `dest` in the rootfs at root_fd."""
+def copy_sources(tree, sources, root_fd, dest, opts, workdir="/", add=False, dest_is_dir=None):
+    """Copy expanded `sources` of `tree` to `dest` in the rootfs at root_fd.
+    dest_is_dir: the instruction named several sources (across trees)."""
     if not dest.startswith("/"):
         dest = posixpath.join(workdir or "/", dest)
-    dest_dir = dest.endswith("/") or len(sources) > 1
+    dest_dir = dest.endswith("/") or len(sources) > 1 or bool(dest_is_dir)
     dest = posixpath.normpath(dest)
     for src in sources:
         fd, st = tree.open(src)
         os.close(fd)
-        if add and stat.S_ISREG(st.st_mode) and _is_archive(tree, src):
+        if add and stat.S_ISREG(st.st_mode) and not tree.remote and _is_archive(tree, src):
             _extract(tree, src, root_fd, dest, opts)
             continue
         if stat.S_ISDIR(st.st_mode):

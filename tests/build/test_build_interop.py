@@ -63,3 +63,49 @@ def test_push_then_skopeo_and_podman_pull(minirun, podman, built, tmp_path):
         minirun("rmi", ref)
     finally:
         registry.stop()
+
+
+@pytest.fixture
+def http_dir(tmp_path):
+    """A directory served over http on 127.0.0.1 (a thread, stopped after)."""
+    import functools
+    import http.server
+    import threading
+
+    root = tmp_path / "served"
+    root.mkdir()
+    (root / "file.txt").write_text("downloaded\n")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_add_url_like_podman(minirun, podman, http_dir, tmp_path):
+    from build_helpers import describe, drop_podman_mountpoints
+
+    root, url = http_dir
+    ctx = write_tree(str(tmp_path / "ctx"), {"Dockerfile": (
+        f"FROM busybox\nADD {url}/file.txt /dl/\nADD {url}/file.txt /renamed\n")})
+    minirun.build(ctx, "-t", "addurl")
+    podman.build(ctx, "addurl")
+    mine = describe(minirun.unpack("addurl", str(tmp_path / "m")))
+    theirs = drop_podman_mountpoints(describe(podman.unpack("addurl", str(tmp_path / "p"))[0]),
+                                     mine)
+    assert mine["dl/file.txt"] == theirs["dl/file.txt"]
+    assert mine["dl/file.txt"][1] == "0o600"
+    assert mine == theirs
+    # the content decides the cache
+    again = minirun.build(ctx, "-t", "addurl").stdout
+    assert again.count("Using cache") == 2
+    (root / "file.txt").write_text("changed\n")
+    assert minirun.build(ctx, "-t", "addurl").stdout.count("Using cache") == 0
+    minirun("rmi", "addurl")
+    podman("rmi", "addurl")
