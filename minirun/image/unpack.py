@@ -150,6 +150,7 @@ class Extractor:
             if not create:
                 return None
             self._fresh = False
+            self._touch_existing_ancestor(path)
             try:
                 fd = mkdirs_in_root(self.root_fd, path)
             except OSError as e:
@@ -416,6 +417,21 @@ class Extractor:
         key = key or (st.st_dev, st.st_ino)
         if key not in self._touched:
             self._touched[key] = (path, (st.st_atime_ns, st.st_mtime_ns))
+
+    def _touch_existing_ancestor(self, path):
+        """Before implicit parents are made: the nearest existing directory
+        above them gets a new child, so its times are saved too."""
+        while path:
+            path = path.rpartition(b"/")[0]
+            try:
+                fd = open_in_root(self.root_fd, path, os.O_PATH | os.O_DIRECTORY)
+            except OSError:
+                continue
+            try:
+                self._touch(path, fd)
+            finally:
+                os.close(fd)
+            return
 
     def _restore_dir_times(self):
         # Adding and removing children changed the directories' mtimes: put

@@ -17,7 +17,7 @@ import tarfile
 
 import pytest
 import zstandard
-from imagebuild import (MTIME, compress, custom_layout, digest, entry, make_layout,
+from imagebuild import (MTIME, compress, custom_layout, digest, entry, make_layout, opaque,
                         sparse_member, tar_bytes, whiteout)
 from imagetest import diff_trees, need, tree, umoci_unpack
 
@@ -195,6 +195,8 @@ THROUGH_SYMLINKS = {
     "dir-entry-then-write": [entry("dir", "usr/lib/sub/", mtime=_OLD),
                              entry("file", "lib/sub/late", b"after its dir entry")],
     "symlink-file": [entry("symlink", "lib/ln", target="a")],
+    "implicit-dir": [entry("file", "lib/newdir/c", b"its parent is not in the layer")],
+    "opaque": [opaque("optx"), entry("file", "optx/kept", b"k")],
 }
 
 
@@ -210,7 +212,10 @@ def test_dir_mtimes_after_writes_through_symlinks(tmp_path, case):
             assert os.stat(ours / d).st_mtime == _OLD, d
     need("umoci")
     theirs = umoci_unpack(str(layout), "latest", str(tmp_path / "umoci"))
-    assert diff_trees(tree(ours), tree(theirs)) == []
+    # umoci leaves the directory above implicitly made ones at the time of
+    # the unpack; we restore it (above), so there only the rest must match.
+    mtimes = case != "implicit-dir"
+    assert diff_trees(tree(ours, mtimes=mtimes), tree(theirs, mtimes=mtimes)) == []
 
 
 # --- invalid images: a table ----------------------------------------------------------------
