@@ -100,8 +100,10 @@ def test_names_that_are_not_utf8(tmp_path, fmt):
 # --- sparse files ----------------------------------------------------------------------------
 
 SPARSE_SIZE = 24 << 20
+# Enough regions that the old GNU form needs extension headers (4 fit in the first).
 SPARSE_DATA = [(0, b"head" * 1024), (8 << 20, os.urandom(100_000)),
-               ((16 << 20) + 7, b"tail" * 5000)]
+               ((16 << 20) + 7, b"tail" * 5000)] + \
+    [((17 + i) << 20, bytes([i + 1]) * 5000) for i in range(6)]
 
 
 def _make_sparse_file(path):
