@@ -132,14 +132,14 @@ def parse_manifest(data):
     config_type, layer_types = FAMILIES[media or OCI_MANIFEST]
     if config.get("mediaType") != config_type:
         raise ManifestError(f"config {config['digest']}: media type "
-                            f"{config.get('mediaType')!r} in a {_family(media)} manifest "
+                            f"{config.get('mediaType')!r} in {_family(media)} manifest "
                             f"(want {config_type})")
     for layer in layers:
         check_descriptor(layer, "layer descriptor")
         ltype = layer.get("mediaType")
         if ltype not in layer_types:
             why = "from the other family in" if ltype in LAYER_TYPES else "unsupported in"
-            raise ManifestError(f"layer {layer['digest']}: media type {ltype!r} {why} a "
+            raise ManifestError(f"layer {layer['digest']}: media type {ltype!r} {why} "
                                 f"{_family(media)} manifest")
     return doc
 
@@ -156,7 +156,7 @@ def oci_layer(desc):
 
 
 def _family(manifest_type):
-    return "Docker schema2" if manifest_type == DOCKER_MANIFEST else "OCI"
+    return "a Docker schema2" if manifest_type == DOCKER_MANIFEST else "an OCI"
 
 
 def parse_config(data):

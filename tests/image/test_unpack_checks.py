@@ -269,13 +269,13 @@ INVALID = {
     "config-type-missing": ([(_GZ, OCI_GZ, _RAW)], {"tamper": _set(
         ("manifest", "config", "mediaType"), _DELETE)}, "media type None"),
     "docker-config-in-oci-manifest": ([(_GZ, OCI_GZ, _RAW)], {"config_type": DOCKER_CONFIG},
-                                      "OCI manifest"),
+                                      "an OCI manifest"),
     "docker-layer-in-oci-manifest": ([(_GZ, DOCKER_GZ, _RAW)], {}, "other family"),
     "oci-layer-in-docker-manifest": ([(_GZ, OCI_GZ, _RAW)],
                                      {"manifest_type": DOCKER_MANIFEST,
                                       "config_type": DOCKER_CONFIG}, "other family"),
     "oci-config-in-docker-manifest": ([(_GZ, DOCKER_GZ, _RAW)],
-                                      {"manifest_type": DOCKER_MANIFEST}, "Docker schema2"),
+                                      {"manifest_type": DOCKER_MANIFEST}, "a Docker schema2"),
     "layer-type-missing": ([(_GZ, None, _RAW)], {}, "unsupported"),
     "layer-type-unknown": ([(_GZ, "application/octet-stream", _RAW)], {}, "unsupported"),
     "schema-version-1": ([(_GZ, OCI_GZ, _RAW)],
@@ -287,6 +287,11 @@ INVALID = {
 
 def _bomb():
     raw = tar_bytes([entry("file", "zeros", b"\0" * (8 << 20))])
+    return [(gzip.compress(raw, 9), OCI_GZ, raw)]
+
+
+def _bomb_of_small_files():
+    raw = tar_bytes([entry("file", f"zeros{i}", b"\0" * (1 << 20)) for i in range(6)])
     return [(gzip.compress(raw, 9), OCI_GZ, raw)]
 
 
@@ -303,6 +308,8 @@ def _sparse_layer(member):
 LIMITS = {"MINIRUN_UNPACK_MAX_SIZE": "4M", "MINIRUN_UNPACK_MAX_ENTRIES": "200"}
 INVALID.update({
     "decompressed-size-limit": (_bomb(), {}, "larger than the unpack limit"),
+    "decompressed-size-limit-stream": (_bomb_of_small_files(), {},
+                                       "uncompressed layer is larger than the unpack limit"),
     "entry-count-limit": (_many_entries(), {}, "more than 200 entries"),
     "sparse-region-past-end": (_sparse_layer(sparse_member("s", 100, [(90, b"x" * 20)])), {},
                                "beyond the file size"),
