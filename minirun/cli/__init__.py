@@ -97,8 +97,26 @@ def guarded(call):
         sys.exit(130)
 
 
+# What works without root: help, versions, completion scripts, runc's spec/features.
+_UNPRIVILEGED = {"spec", "features", "completion", "help"}
+
+
+def _needs_root(args):
+    import os
+
+    if os.geteuid() == 0 or not args or {"--help", "-h", "--version", "-v"} & set(args):
+        return False
+    words = [a for a in args if not a.startswith("-")]
+    return not (words and words[0] in _UNPRIVILEGED)
+
+
 def main(argv=None):
     args = sys.argv[1:] if argv is None else list(argv)
+    if _needs_root(args):
+        sys.stderr.write("minirun: minirun needs root (it makes namespaces, mounts, cgroups and "
+                         "network devices): run it as root, e.g. `sudo minirun "
+                         f"{' '.join(args[:2])}`\n")
+        sys.exit(1)
     from minirun.cli import fastpath
 
     if fastpath.try_run(args):  # exits when it handled the call

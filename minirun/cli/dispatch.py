@@ -96,13 +96,18 @@ def by_image(docker_cmd, oci_cmd):
 
 
 def by_container(docker_cmd, oci_cmd, oci_flags=(), without_id_is_oci=True):
-    """The first positional decides (lookup.docker_side); runc-only flags win."""
+    """The first positional decides (lookup.docker_side); runc-only flags win, and
+    more containers than runc's verb takes (`rm a b`) mean Docker's."""
+    most = sum(1 for p in oci_cmd.params if isinstance(p, click.Argument))
+
     def pick(args, root):
         seen, positionals = scan(args, value_options(docker_cmd) | value_options(oci_cmd))
         if any(s in oci_flags for s in seen):
             return True
         if not positionals:
             return without_id_is_oci
+        if oci_cmd.name != "exec" and len(positionals) > most:
+            return False
         return not lookup.docker_side(positionals[0], root, _store(args))
     return pick
 

@@ -89,6 +89,11 @@ def push(insecure, quiet, store_root, ref):
 
 def _list_images(store_root, quiet, digests, fmt):
     rows = _store(store_root).images()
+    if fmt not in ("table", "json") and not quiet:
+        from minirun.cli.dockerlike import show
+
+        show([_docker_row(r) for r in rows], fmt, [])
+        return
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
@@ -111,11 +116,18 @@ def _list_images(store_root, quiet, digests, fmt):
         click.echo("   ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
 
 
+def _docker_row(r):
+    """An images row with Docker's --format field names."""
+    return {"ID": r["id"].split(":")[1][:12], "Repository": r["repository"], "Tag": r["tag"],
+            "Digest": r.get("digest") or "<none>", "CreatedAt": r["created"] or "",
+            "CreatedSince": _ago(r["created"]), "Size": _human_size(r["size"])}
+
+
 _list_options = [
     click.option("-q", "--quiet", is_flag=True, help="Only image ids."),
     click.option("--digests", is_flag=True, help="Show manifest digests."),
-    click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-                 help="table for people, json for scripts."),
+    click.option("--format", "fmt", default="table",
+                 help="table, json, or a Go template ('{{.Repository}}:{{.Tag}}')."),
     store_option,
 ]
 

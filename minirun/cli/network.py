@@ -29,8 +29,8 @@ def create(ctx, subnet, gateway, driver, name):
 
 @network.command("ls")
 @click.option("-q", "--quiet", is_flag=True, help="Only print network names.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
-              help="table for people, json for scripts.")
+@click.option("--format", "fmt", default="table", show_default=True,
+              help="table, json, or a Go template ('{{.Name}} {{.Subnet}}').")
 @click.pass_context
 def ls(ctx, quiet, fmt):
     """List networks."""
@@ -42,6 +42,12 @@ def ls(ctx, quiet, fmt):
             click.echo(n["name"])
     elif fmt == "json":
         click.echo(json.dumps(nets, indent=2))
+    elif fmt != "table":
+        from minirun.cli.dockerlike import show
+
+        show([{"ID": n["id"][:12], "Name": n["name"], "Driver": n["driver"], "Scope": "local",
+               "Subnet": n.get("subnet", ""), "Gateway": n.get("gateway", ""),
+               "Bridge": n.get("bridge", "")} for n in nets], fmt, [])
     else:
         rows = [("NETWORK ID", "NAME", "DRIVER", "BRIDGE", "SUBNET", "GATEWAY")]
         rows += [(n["id"][:12], n["name"], n["driver"], n.get("bridge", ""), n.get("subnet", ""),

@@ -149,7 +149,7 @@ def run(ctx, detach, sig_proxy, detach_keys, **kw):
     """
     from minirun.frontend import client, lifecycle
 
-    if kw["tty"] and kw["interactive"] and not os.isatty(0):
+    if kw["tty"] and kw["interactive"] and not detach and not os.isatty(0):
         raise MinirunError("the input device is not a TTY")
     fe = frontend(ctx, kw["store_root"])
     keys = client.parse_detach_keys(detach_keys)

@@ -277,7 +277,7 @@ def _session(root, request, tty, stdin, sig_proxy, detach_keys):
             import tty as ttymod
 
             saved_tty = termios.tcgetattr(0)
-            ttymod.setraw(0)
+            ttymod.setraw(0, termios.TCSANOW)  # TCSAFLUSH would drop typed-ahead input
         pending = bytearray()
         while state["exit"] is None and state["error"] is None:
             for key, _ in sel.select():

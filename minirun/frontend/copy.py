@@ -39,7 +39,7 @@ def _container_tree(fe, ref):
 def _locate(rec, path):
     """(host directory acting as "/", path inside it) for a container path:
     the longest volume/bind destination it is under, else the rootfs."""
-    path = os.path.normpath("/" + path)
+    path = os.path.normpath("/" + path.lstrip("/"))
     best = None
     for m in rec.get("Mounts") or []:
         dest = m["Destination"]
@@ -65,7 +65,7 @@ class _Root:
 
     def parent(self, path, create=False):
         """(parent directory fd, final name) of path; name "" for the root itself."""
-        path = os.path.normpath("/" + path)
+        path = os.path.normpath("/" + path.lstrip("/"))
         parent, name = os.path.split(path)
         if not name:
             return os.dup(self.fd), ""
@@ -162,7 +162,7 @@ def _remove(parent, name):
     os.unlink(name, dir_fd=parent)
 
 
-def _extract_member(root, member, target, owner):
+def _extract_member(root, member, data, target, owner):
     """Create one archive member at path `target` inside root, through fds."""
     parent, name = root.parent(target, create=True)
     try:
@@ -197,9 +197,8 @@ def _extract_member(root, member, target, owner):
             fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW |
                          os.O_CLOEXEC, 0o600, dir_fd=parent)
             with os.fdopen(fd, "wb") as f:
-                src = member.fileobj
                 while True:
-                    chunk = src.read(1 << 20)
+                    chunk = data.read(1 << 20)
                     if not chunk:
                         break
                     f.write(chunk)
@@ -231,9 +230,9 @@ def _unpack(fileobj, root_dir, dest, rename_top=None, owner=None):
                 raise CopyError(f"archive entry {member.name!r} leaves the destination")
             if not parts:
                 continue
-            member.fileobj = tar.extractfile(member) if member.isreg() else None
+            data = tar.extractfile(member) if member.isreg() else None
             target = os.path.join(dest, *parts)
-            _extract_member(root, member, target, owner)
+            _extract_member(root, member, data, target, owner)
             if member.isdir():
                 dirs.append((target, member.mtime))
         for target, mtime in reversed(dirs):  # after the writes into them
@@ -261,14 +260,14 @@ def _destination(root_dir, dest, src_is_dir, src_name, contents):
     if st is None:
         if dest.endswith("/") and not src_is_dir:
             raise CopyError(f"destination directory {dest!r} must exist")
-        return os.path.dirname(os.path.normpath("/" + dest)), name
+        return os.path.dirname(os.path.normpath("/" + dest.lstrip("/"))), name
     if stat.S_ISDIR(st.st_mode):
         if contents:
-            return os.path.dirname(os.path.normpath("/" + dest)), name
-        return os.path.normpath("/" + dest), src_name
+            return os.path.dirname(os.path.normpath("/" + dest.lstrip("/"))), name
+        return os.path.normpath("/" + dest.lstrip("/")), src_name
     if src_is_dir:
         raise CopyError(f"cannot copy a directory to a file: {dest}")
-    return os.path.dirname(os.path.normpath("/" + dest)), name
+    return os.path.dirname(os.path.normpath("/" + dest.lstrip("/"))), name
 
 
 # --- the API ---------------------------------------------------------------------------------
@@ -358,7 +357,17 @@ def diff(fe, ref):
                 out.append(("C", rel))
             else:
                 out.append(("A", rel))
+    # /etc/hosts, hostname and resolv.conf are the runtime's bind-mount targets
+    # (Docker keeps them in an "init" layer): not the container's changes.
+    out = [(k, p) for k, p in out if p not in RUNTIME_FILES]
+    changed = [p for _, p in out]
+    out = [(k, p) for k, p in out if k != "C" or not os.path.isdir(os.path.join(base, p))
+           or any(q.startswith(p + b"/") for q in changed)
+           or not any(os.path.lexists(os.path.join(os.fsencode(lo), p)) for lo in lowers)]
     return [(k, "/" + os.fsdecode(p)) for k, p in sorted(out, key=lambda e: e[1])]
+
+
+RUNTIME_FILES = (b"etc/hosts", b"etc/hostname", b"etc/resolv.conf")
 
 
 def export(fe, ref, out):

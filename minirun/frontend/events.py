@@ -71,6 +71,8 @@ def read(store_root, since=None, until=None, follow=True, matches=None, poll=0.1
     """Events with since <= time (<= until), oldest first; with follow, wait for new
     ones (until `until` passes, or forever).  Times are seconds since the epoch."""
     p = path(store_root)
+    if since is None and follow:
+        since = time.time()  # Docker: without --since, only what happens from now on
     old, _ = _lines(p + ".1", 0)
     current, offset = _lines(p, 0)
     if not follow and until is None:

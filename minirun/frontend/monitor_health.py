@@ -100,13 +100,13 @@ class HealthChecks:
             with recordfile.update(c.dir) as rec:
                 h = (rec.setdefault("State", {}).get("Health")
                      or {"Status": "starting", "FailingStreak": 0, "Log": []})
+                before = h["Status"]
                 if code == 0:
                     h["Status"], h["FailingStreak"] = "healthy", 0
                 elif not in_start_period:
                     h["FailingStreak"] += 1
                     if h["FailingStreak"] >= c.health["Retries"]:
                         h["Status"] = "unhealthy"
-                before = (rec["State"].get("Health") or {}).get("Status")
                 h["Log"] = (h.get("Log") or [])[-(HEALTH_LOG - 1):] + [{
                     "Start": recordfile.timestamp(t0), "End": recordfile.timestamp(),
                     "ExitCode": code, "Output": output}]

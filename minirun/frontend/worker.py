@@ -95,12 +95,16 @@ def _start_runtime(fe, cid):
             console_parent.close()
         # --network none: the runtime's init already brought lo up in the new
         # netns; without a netns to look at, attach only records the mode.
+        host = rec["HostConfig"]
         info = net.attach(cid, None if mode == "none" else pid, network=mode,
                           publish=rec["HostConfig"]["PortBindings"],
                           hostname=hostname if mode != "host" else None,
                           aliases=[rec["Name"].lstrip("/"), *rec.get("NetworkAliases", ())]
                           if mode not in ("host", "none") and not mode.startswith("container:")
                           else (),
+                          dns_servers=host.get("Dns") or None,
+                          dns_search=host.get("DnsSearch") or None,
+                          extra_hosts=[h.split(":", 1) for h in host.get("ExtraHosts") or ()],
                           embedded_dns=True, root=fe.root)
         if info.get("embedded_dns"):
             # 127.0.0.11 in its netns, answered by the monitor (minirun/dns/server.py)

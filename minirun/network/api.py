@@ -155,10 +155,19 @@ def _new_network_locked(store, name, subnet, gateway, default):
     return net
 
 
-def _ensure_bridge(net):
+def _ensure_bridge(net, store=None):
     from minirun.network import bridge
 
     prefixlen = ipaddress.ip_network(net["subnet"]).prefixlen
+    if store is not None and not os.path.exists(f"/sys/class/net/{net['bridge']}"):
+        # Made again (after a reboot, or a `network rm` elsewhere): the range is
+        # checked again, since another engine may have taken it meanwhile.
+        subnet = ipaddress.ip_network(net["subnet"])
+        for route in bridge.host_networks(exclude_links=_our_bridges(store)):
+            if subnet.overlaps(route):
+                raise MinirunError(f"network {net['name']}: its subnet {subnet} now overlaps the "
+                                   f"host's route to {route}; remove the network (a new one "
+                                   f"picks a free range) or give it another --subnet")
     return bridge.ensure_bridge(net["bridge"], net["gateway"], prefixlen, ipam.mac_for(net["gateway"]),
                                 net.get("mtu"))
 
@@ -267,6 +276,16 @@ def _peers(store, ep):
             and o["container_id"] != ep["container_id"] and o.get("ip")]
 
 
+def _extra_hosts(ep):
+    """--add-host lines for /etc/hosts ("host-gateway": the bridge's address)."""
+    out = ""
+    for name, ip in ep.get("extra_hosts") or ():
+        if ip == "host-gateway":
+            ip = ep.get("gateway") or "127.0.0.1"
+        out += f"{ip}\t{name}\n"
+    return out
+
+
 def _write_files(store, ep, dns_opts):
     paths = etc_files(ep["container_id"], ep["hostname"], store.root)
     if ep["mode"] == "host":
@@ -279,7 +298,7 @@ def _write_files(store, ep, dns_opts):
         peers = _peers(store, ep) if ep["mode"] == "bridge" and not ep.get("dns") else ()
         hosts = dns.hosts(ep.get("ip") or "127.0.1.1", own, peers)
         resolv = dns.embedded_resolv_conf() if ep.get("dns") else dns.resolv_conf(**dns_opts)
-    write_in_place(paths["/etc/hosts"], hosts)
+    write_in_place(paths["/etc/hosts"], hosts + _extra_hosts(ep))
     write_in_place(paths["/etc/hostname"], dns.hostname_file(ep["hostname"]))
     write_in_place(paths["/etc/resolv.conf"], resolv)
     return paths
@@ -295,7 +314,8 @@ def _refresh_peers(store, network):
             path = os.path.join(store.files_dir(ep["container_id"]), "hosts")
             if os.path.exists(path):
                 own = [ep["hostname"], *ep.get("aliases", [])]
-                write_in_place(path, dns.hosts(ep["ip"], own, _peers(store, ep)))
+                write_in_place(path, dns.hosts(ep["ip"], own, _peers(store, ep)) +
+                               _extra_hosts(ep))
 
 
 # -- containers ----------------------------------------------------------------------
@@ -371,7 +391,8 @@ def _detach(store, container_id):
 
 
 def attach(container_id, netns=None, network=DEFAULT_NETWORK, publish=(), hostname=None, aliases=(),
-           dns_servers=None, dns_search=None, dns_options=None, embedded_dns=False, root=DEFAULT_ROOT):
+           dns_servers=None, dns_search=None, dns_options=None, embedded_dns=False,
+           extra_hosts=(), root=DEFAULT_ROOT):
     """Give a created container its network; returns what was set up.
 
     container_id  the container's id (the endpoint is keyed by it)
@@ -400,12 +421,19 @@ def attach(container_id, netns=None, network=DEFAULT_NETWORK, publish=(), hostna
         wanted = []  # the container's own sockets are the host's: nothing to forward
     hostname = hostname or container_id[:12]
     aliases = [a for a in aliases or () if a]
-    _check_names(hostname, aliases, dns_servers, dns_search, dns_options)
+    _check_names(hostname, [*aliases, *(n for n, _ in extra_hosts)], dns_servers, dns_search,
+                 dns_options)
+    for _, ip in extra_hosts:
+        if ip != "host-gateway":
+            try:
+                ipaddress.ip_address(ip)
+            except ValueError:
+                raise MinirunError(f"invalid IP address in --add-host: {ip!r}") from None
     dns_opts = {"dns": dns_servers, "dns_search": dns_search, "dns_options": dns_options}
     store = Store(root)
     ep = {"container_id": container_id, "mode": mode, "network": name if mode == "bridge" else None,
           "hostname": hostname, "aliases": aliases, "ports": [], "state": "attaching", "owner": _me(),
-          "created": _now()}
+          "created": _now(), "extra_hosts": [list(h) for h in extra_hosts]}
     if netns is not None and mode != "host":
         ep["netns"] = netns_path(netns)
         if isinstance(netns, int) or str(netns).isdigit():
@@ -451,7 +479,7 @@ def attach(container_id, netns=None, network=DEFAULT_NETWORK, publish=(), hostna
         try:
             from minirun.network import nat, veth
 
-            created, mtu = _ensure_bridge(net)
+            created, mtu = _ensure_bridge(net, store)
             veth.plug(nsfd, ep["host_veth"], net["bridge"], ip, ep["prefixlen"], net["gateway"], ep["mac"], mtu)
             with store.lock():
                 ep["state"] = "attached"

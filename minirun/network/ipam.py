@@ -12,10 +12,16 @@ import ipaddress
 
 from minirun.errors import MinirunError
 
-# The default network's subnet: Podman's 10.88.0.0/16 first, then Docker's pool.
-DEFAULT_POOL = ["10.88.0.0/16"] + [f"172.{n}.0.0/16" for n in range(17, 32)]
-# User-defined networks get a /24 each, like Podman's 10.89.0.0/24, 10.89.1.0/24, ...
-USER_POOL_PREFIXES = ["10.89.0.0/16", "10.90.0.0/16", "10.91.0.0/16"]
+# Ranges other engines take by default, never picked automatically (podman's
+# default bridge and its user networks, Docker's default bridge): a host that
+# runs them too would get colliding routes.  `--subnet` may still name them.
+ENGINE_DEFAULTS = ["10.88.0.0/16", "10.89.0.0/16", "172.17.0.0/16"]
+# The default network's subnet: minirun's own /16s first, then Docker's
+# user-network pool (172.18-31), all checked against the host at creation.
+DEFAULT_POOL = [f"10.{n}.0.0/16" for n in range(87, 79, -1)] + \
+    [f"172.{n}.0.0/16" for n in range(18, 32)]
+# User-defined networks get a /24 each from minirun's own range.
+USER_POOL_PREFIXES = ["10.80.0.0/14", "10.76.0.0/14"]
 
 
 def parse_subnet(text):
@@ -53,9 +59,11 @@ def candidates(default):
 
 
 def choose_subnet(taken, default=False):
-    """The first candidate subnet overlapping none of `taken` (ip_network list)."""
+    """The first candidate subnet overlapping none of `taken` (ip_network list: the
+    host's routes, addresses and other bridges) nor another engine's default."""
+    avoid = [ipaddress.ip_network(s) for s in ENGINE_DEFAULTS] + list(taken)
     for subnet in candidates(default):
-        if not any(subnet.overlaps(t) for t in taken):
+        if not any(subnet.overlaps(t) for t in avoid):
             return subnet
     raise MinirunError("no free subnet left for a new network: pass --subnet")
 

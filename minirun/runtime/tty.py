@@ -22,7 +22,7 @@ def relay(master, pid):
     copy_window_size(master)
     if os.isatty(0):
         saved = termios.tcgetattr(0)
-        tty.setraw(0)
+        tty.setraw(0, termios.TCSANOW)  # TCSAFLUSH would drop typed-ahead input
     sel = selectors.DefaultSelector()
     sel.register(master, selectors.EVENT_READ)
     stdin_open = True

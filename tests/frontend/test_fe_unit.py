@@ -279,13 +279,17 @@ def test_dispatch_run_ps_exec(tmp_path, monkeypatch):
              d.resume_dispatch, d.unpause_dispatch, d.delete_dispatch, d.rm_dispatch,
              d.update_dispatch]
     for cmd in verbs:
+        rest = ["x"] if cmd.name in ("exec", "kill") else []
         # an OCI container, an unknown id (runc's "does not exist") -> runc's form
-        assert is_oci(cmd, ["engine-ctr", "x"], str(root)), cmd.name
-        assert is_oci(cmd, ["unknown", "x"], str(root)), cmd.name
+        assert is_oci(cmd, ["engine-ctr", *rest], str(root)), cmd.name
+        assert is_oci(cmd, ["unknown", *rest], str(root)), cmd.name
         # a front-end name, id prefix or full id -> Docker's form
-        assert not is_oci(cmd, ["web", "x"], str(root)), cmd.name
-        assert not is_oci(cmd, [cid[:6], "x"], str(root)), cmd.name
-        assert not is_oci(cmd, [cid, "x"], str(root)), cmd.name
+        assert not is_oci(cmd, ["web", *rest], str(root)), cmd.name
+        assert not is_oci(cmd, [cid[:6], *rest], str(root)), cmd.name
+        assert not is_oci(cmd, [cid, *rest], str(root)), cmd.name
+    # more containers than runc's verb takes: Docker's (`rm gone web`)
+    assert not is_oci(d.rm_dispatch, ["-f", "unknown", "web"], str(root))
+    assert not is_oci(d.start_dispatch, ["a", "b"], str(root))
     assert is_oci(d.exec_dispatch, ["--process", "p.json", "web"], str(root))
     assert not is_oci(d.exec_dispatch, ["-it", "web", "sh"], str(root))
     assert is_oci(d.kill_dispatch, ["--all", "web", "9"], str(root))

@@ -51,10 +51,18 @@ def test_gateway_and_subnet_validation():
 
 
 def test_choose_subnet_avoids_taken_ranges():
-    taken = [ipaddress.ip_network("10.88.0.0/16")]
-    assert str(ipam.choose_subnet(taken, default=True)) == "172.17.0.0/16"
-    taken = [ipaddress.ip_network("10.89.0.0/23")]
-    assert str(ipam.choose_subnet(taken)) == "10.89.2.0/24"
+    # never podman's or Docker's defaults, even when the host does not use them now
+    for default in (True, False):
+        got = ipam.choose_subnet([], default=default)
+        assert not any(got.overlaps(ipaddress.ip_network(s)) for s in ipam.ENGINE_DEFAULTS)
+    assert str(ipam.choose_subnet([], default=True)) == "10.87.0.0/16"
+    taken = [ipaddress.ip_network("10.87.0.0/16"), ipaddress.ip_network("10.86.0.0/15")]
+    assert str(ipam.choose_subnet(taken, default=True)) == "10.85.0.0/16"
+    taken = [ipaddress.ip_network("10.80.0.0/23")]
+    assert str(ipam.choose_subnet(taken)) == "10.80.2.0/24"
+    everything = [ipaddress.ip_network("0.0.0.0/0")]
+    with pytest.raises(MinirunError, match="--subnet"):
+        ipam.choose_subnet(everything)
 
 
 def test_mac_follows_ip():
