@@ -79,7 +79,7 @@ def play(fe, path, out=print):
                 if verb == "created":
                     created.append(k)
                 if obj["kind"] == "Service":
-                    _record_service(data, k, obj)
+                    _record_service(fe, data, k, obj)
                 if obj["kind"] == "Pod" and verb == "configured":
                     _remove_pod(fe, st, data, f"{obj['namespace']}/{obj['name']}")
                 data["objects"][k] = stored
@@ -148,13 +148,14 @@ def get(fe):
 
 
 # --- reconcile --------------------------------------------------------------------------------
-def _record_service(data, k, obj):
+def _record_service(fe, data, k, obj):
     sk = f"{obj['namespace']}/{obj['name']}"
     old = data["services"].get(sk)
     others = {s: v for s, v in data["services"].items() if s != sk}
     cluster_ip = obj["clusterIP"] or (old or {}).get("clusterIP")
     if not old or cluster_ip != old.get("clusterIP"):
-        cluster_ip = services.allocate_ip(others, cluster_ip, f"Service {obj['name']}")
+        cluster_ip = services.allocate_ip(others, services.service_cidr(fe), cluster_ip,
+                                          f"Service {obj['name']}")
     node_ports = {}
     ports = []
     for p in obj["ports"]:

@@ -10,7 +10,7 @@ a rule exists only while a recorded Service explains it:
                  dnat to numgen random mod N map { 0 : POD_IP0, 1 : POD_IP1 }:TARGET
              fib daddr type local tcp dport NODE_PORT  dnat to numgen ... (NodePort)
   filter_out / filter_fwd (filter)
-             ip daddr SERVICE_CIDR drop      # a ClusterIP without endpoints, or a port
+             ip daddr SERVICE_RANGE drop     # a ClusterIP without endpoints, or a port
                                              # it does not serve: nothing leaves the host
 
 numgen random spreads new connections evenly over the pods (conntrack keeps a
@@ -32,12 +32,22 @@ def table_name(fe):
     return f"minirun_kube_{tag}" if tag else "minirun_kube"
 
 
-def allocate_ip(services, wanted=None, what="service"):
-    """A free ClusterIP from SERVICE_CIDR (the first one, .1, is kept for the
-    API server by Kubernetes, so it is skipped); `wanted` if given and free."""
+def service_cidr(fe):
+    """SERVICE_CIDR for the default --root; another root (tests, a second setup)
+    gets a /24 of 10.97.0.0/16 picked by its tag, so that two stores' tables do
+    not both claim one ClusterIP."""
+    from minirun.network import Store
+
+    tag = Store(fe.root).tag
+    return f"10.97.{int(tag, 16) % 256}.0/24" if tag else SERVICE_CIDR
+
+
+def allocate_ip(services, cidr=SERVICE_CIDR, wanted=None, what="service"):
+    """A free ClusterIP from `cidr` (the first ten are skipped: Kubernetes keeps
+    .1 for its API server and .10 is often DNS); `wanted` if given and free."""
     from minirun.kube.objects import KubeError
 
-    net = ipaddress.ip_network(SERVICE_CIDR)
+    net = ipaddress.ip_network(cidr)
     taken = {s["clusterIP"] for s in services.values()}
     if wanted:
         try:
@@ -46,7 +56,7 @@ def allocate_ip(services, wanted=None, what="service"):
             raise KubeError(f"{what}: spec.clusterIP: Invalid value: {wanted!r}") from None
         if addr not in net:
             raise KubeError(f"{what}: spec.clusterIP: Invalid value: {wanted!r}: provided IP is "
-                            f"not in the valid range ({SERVICE_CIDR})")
+                            f"not in the valid range ({cidr})")
         if wanted in taken:
             raise KubeError(f"{what}: spec.clusterIP: Invalid value: {wanted!r}: provided IP is "
                             f"already allocated")
@@ -56,7 +66,7 @@ def allocate_ip(services, wanted=None, what="service"):
             continue
         if str(host) not in taken:
             return str(host)
-    raise KubeError(f"{what}: no free ClusterIP left in {SERVICE_CIDR}")
+    raise KubeError(f"{what}: no free ClusterIP left in {cidr}")
 
 
 def allocate_node_port(services, wanted, what):
@@ -93,7 +103,7 @@ def _dnat(ips, port):
                      "port": port}}
 
 
-def ruleset(table, services):
+def ruleset(table, services, cidr=SERVICE_CIDR):
     """nft JSON commands making `table` serve `services`:
     {key: {"clusterIP", "ports": [{"port", "targetPort" (int), "nodePort", "protocol"}],
            "endpoints": [pod IPs]}}."""
@@ -134,9 +144,11 @@ def ruleset(table, services):
             if p.get("nodePort"):
                 rule("services", [local, _m(dport, p["nodePort"]), target],
                      f"{key} nodePort {p['nodePort']}")
-    cidr = {"prefix": {"addr": SERVICE_CIDR.split("/")[0], "len": int(SERVICE_CIDR.split("/")[1])}}
+    addr, _, length = cidr.partition("/")
+    service_range = {"prefix": {"addr": addr, "len": int(length)}}
     for chain in ("filter_out", "filter_fwd"):
-        rule(chain, [_m(daddr, cidr), {"drop": None}], "no endpoint for this service address")
+        rule(chain, [_m(daddr, service_range), {"drop": None}],
+             "no endpoint for this service address")
     return cmds
 
 
@@ -146,4 +158,4 @@ def sync(fe, services):
     if not services:
         nat.delete_table(table)
         return
-    nat.run(ruleset(table, services), "rebuild the Services' nftables rules")
+    nat.run(ruleset(table, services, service_cidr(fe)), "rebuild the Services' nftables rules")

@@ -101,11 +101,12 @@ def test_env_from_configmap_and_secret_with_later_env_winning():
 def test_cluster_ips_are_unique_and_checked():
     taken = {"a": {"clusterIP": "10.96.0.10"}}
     assert services.allocate_ip(taken) == "10.96.0.11"
-    assert services.allocate_ip({}, "10.96.3.4") == "10.96.3.4"
+    assert services.allocate_ip({}, wanted="10.96.3.4") == "10.96.3.4"
+    assert services.allocate_ip({}, "10.97.5.0/24") == "10.97.5.10"
     with pytest.raises(KubeError, match="already allocated"):
-        services.allocate_ip(taken, "10.96.0.10")
+        services.allocate_ip(taken, wanted="10.96.0.10")
     with pytest.raises(KubeError, match="not in the valid range"):
-        services.allocate_ip({}, "192.0.2.1")
+        services.allocate_ip({}, wanted="192.0.2.1")
 
 
 def test_ruleset_dnats_with_numgen_over_the_endpoints():
