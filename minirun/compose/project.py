@@ -37,6 +37,7 @@ class Project:
         self.name = config["name"]
         self.out = out or sys.stderr
         self.profiles = set(profiles)
+        self.lock = threading.Lock()       # one progress line at a time
         self.services = {n: s for n, s in config["services"].items()
                          if not s.get("profiles") or self.profiles & set(s["profiles"])}
 
@@ -62,7 +63,8 @@ class Project:
         return out
 
     def say(self, kind, name, what):
-        print(f" \u2714 {kind} {name}  {what}", file=self.out, flush=True)
+        with self.lock:
+            print(f" \u2714 {kind} {name}  {what}", file=self.out, flush=True)
 
     def select(self, names, with_deps=True):
         for n in names or ():
@@ -154,14 +156,40 @@ class Project:
         self.ensure_networks(order)
         self.ensure_volumes(order)
         self._orphans(remove_orphans)
-        started = []
-        for service in order:
-            self.wait_dependencies(service)
-            started += self.converge(service, plans[service], force_recreate, no_recreate,
-                                     no_start)
+        self._converge_all(order, lambda service: self.converge(
+            service, plans[service], force_recreate, no_recreate, no_start))
         if not detach:
             return self.attach(order)
         return 0
+
+    def _converge_all(self, order, converge):
+        """Each service in its own thread, as soon as what it depends on is up and
+        its depends_on conditions hold: independent services start side by side."""
+        done = {s: threading.Event() for s in order}
+        failed = []
+
+        def one(service):
+            try:
+                for dep in self.services[service].get("depends_on") or {}:
+                    if dep in done:
+                        done[dep].wait()
+                if failed:
+                    return
+                self.wait_dependencies(service)
+                converge(service)
+            except BaseException as e:  # re-raised in the caller's thread
+                failed.append(e)
+            finally:
+                done[service].set()
+
+        threads = [threading.Thread(target=one, args=(s,)) for s in order]
+        for t in threads:
+            t.start()
+        for t in threads:
+            while t.is_alive():
+                t.join(0.2)   # the main thread stays free for Ctrl-C
+        if failed:
+            raise failed[0]
 
     def check_images(self, order):
         from minirun.frontend.create import resolve_image
@@ -196,7 +224,7 @@ class Project:
 
         existing = {int(_label(r, "container-number") or 0): r
                     for r in self.containers([service])}
-        started = []
+        started, to_start = [], []
         for number, opts in enumerate(plans, 1):
             rec = existing.pop(number, None)
             name = opts.name
@@ -218,12 +246,18 @@ class Project:
             new = create.create(self.fe, opts, progress=self.out)
             if rec is None:
                 self.say("Container", name, "Created")
-            if not no_start:
-                control.start(self.fe, new["Id"])
-                self.say("Container", name, "Started")
             started.append(new["Id"])
-        _parallel([lambda r=r: self._remove(r) for r in existing.values()])
+            if not no_start:
+                to_start.append((new["Id"], name))
+        _parallel([lambda c=c, n=n: self._start(c, n) for c, n in to_start]
+                  + [lambda r=r: self._remove(r) for r in existing.values()])
         return started
+
+    def _start(self, cid, name):
+        from minirun.frontend import control
+
+        control.start(self.fe, cid)
+        self.say("Container", name, "Started")
 
     def _remove(self, rec, volumes=False):
         from minirun.frontend import control
