@@ -469,12 +469,15 @@ class Project:
     def pull(self, services=()):
         from minirun.frontend.create import resolve_image
 
-        for service in self.select(services, with_deps=False):
-            svc = self.services[service]
-            if "image" in svc:
-                image = resolve_image(self.fe, svc["image"], self.out)
-                self.say("Image", svc["image"], f"Pulled ({image.id[7:19]})"
-                         if image.id.startswith("sha256:") else "Pulled")
+        refs = {self.services[s]["image"] for s in self.select(services, with_deps=False)
+                if "image" in self.services[s]}
+        store = self.fe.image_store()
+        for ref in sorted(refs):
+            if store.lookup(ref) or ("/" not in ref and store.lookup("localhost/" + ref)):
+                self.say("Image", ref, "Present")   # no registry round trip for local images
+                continue
+            resolve_image(self.fe, ref, self.out)
+            self.say("Image", ref, "Pulled")
 
 
 def _subnet(spec):

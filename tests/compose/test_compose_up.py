@@ -235,3 +235,27 @@ services:
     state = docker.inspect("attached-talker-1")["State"]
     assert state["Status"] == "exited"
     compose(docker, app, "down")
+
+
+def test_build_and_one_off_run(docker, tmp_path):
+    from minirun.compose import build as build_mod
+
+    if not build_mod.available():
+        import pytest
+
+        pytest.skip("no image builder in this minirun")
+    app = tmp_path / "built"
+    (app / "ctx").mkdir(parents=True)
+    (app / "ctx" / "Dockerfile").write_text('FROM busybox\nARG WORD=x\n'
+                                            'RUN echo "$WORD" > /word\nCMD ["cat", "/word"]\n')
+    (app / "compose.yaml").write_text("services:\n  app:\n    build:\n      context: ctx\n"
+                                      "      args: {WORD: built}\n")
+    compose(docker, app, "build")
+    assert "built-app" in docker("images").stdout
+    res = compose(docker, app, "run", "--rm", "-T", "app")
+    assert res.stdout == "built\n"
+    res = compose(docker, app, "run", "--rm", "-T", "app", "echo", "other")
+    assert res.stdout == "other\n"
+    assert docker.ids() == set()
+    compose(docker, app, "down")
+    docker("rmi", "built-app")
