@@ -28,6 +28,10 @@ FLAGS = {
     "RUN": {"network", "mount", "security"},
     "HEALTHCHECK": {"interval", "timeout", "start-period", "start-interval", "retries"},
 }
+# BuildKit-only flags: refused rather than silently ignored (their meaning
+# would be lost).  COPY --link changes how layers are made, not what they hold.
+UNSUPPORTED_FLAGS = {"RUN": ("mount", "security"), "COPY": ("parents", "exclude"),
+                     "ADD": ("checksum", "keep-git-dir", "exclude")}
 JSON_FORM = {"RUN", "CMD", "ENTRYPOINT", "SHELL", "COPY", "ADD", "VOLUME"}
 _DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
 _FLAG = re.compile(r"^--([a-zA-Z][a-zA-Z0-9-]*)(?:=(.*))?$")
@@ -136,6 +140,8 @@ def _instruction(text, line):
             raise DockerfileError(line, f"unknown flag: --{name}")
         if value is None:
             value = "true"
+        if name in UNSUPPORTED_FLAGS.get(cmd, ()):
+            raise DockerfileError(line, f"{cmd} --{name} is not supported by minirun build")
         flags.setdefault(name, []).append(value)
         rest = after.strip()
     json_args = None
