@@ -6,8 +6,9 @@ socket bound to 127.0.0.11:53 *inside* the new container's network namespace
 pid; the monitor, already the holder of every running container of its
 --root, serves them all from its one event loop with this class.  A socket
 keeps the namespace it was made in, so one process in the host's namespace
-answers every container, and forwards other names to the host's own
-resolvers (reachable from here, even a loopback stub like 127.0.0.53).
+answers every container, and forwards other names to the container's
+--dns servers if it has some, else to the host's own resolvers (reachable
+from here, even a loopback stub like 127.0.0.53).
 
 Names come from the network store (<root>/.network/endpoints/*.json):
 on the asking container's network, each container is found by its
@@ -38,6 +39,7 @@ class NameTable:
         self.dir = os.path.join(root, ".network", "endpoints")
         self._stamp = None
         self.network_of = {}    # container id -> network name
+        self.upstreams = {}     # container id -> its own forwarders (--dns)
         self.names = {}         # (network, name) -> [ip, ...]
         self.reverse = {}       # (network, ip) -> name
 
@@ -48,7 +50,7 @@ class NameTable:
             mtime = 0
         if mtime == self._stamp:
             return
-        network_of, names, reverse = {}, {}, {}
+        network_of, names, reverse, upstreams = {}, {}, {}, {}
         try:
             entries = sorted(os.listdir(self.dir))
         except FileNotFoundError:
@@ -65,11 +67,14 @@ class NameTable:
                 continue
             net, ip, cid = ep["network"], ep["ip"], ep["container_id"]
             network_of[cid] = net
+            if ep.get("dns_upstreams"):
+                upstreams[cid] = list(ep["dns_upstreams"])
             own = [*ep.get("aliases", []), ep.get("hostname"), cid[:12]]
             for name in dict.fromkeys(n.lower().rstrip(".") for n in own if n):
                 names.setdefault((net, name), []).append(ip)
             reverse[(net, ip)] = next(n for n in own if n)
         self.network_of, self.names, self.reverse = network_of, names, reverse
+        self.upstreams = upstreams
         # A change within the same clock tick would not move the mtime again.
         self._stamp = mtime if time.time_ns() - mtime > TRUST_AFTER_NS else None
 
@@ -211,7 +216,7 @@ class Resolver:
         if answer is not None:
             reply(answer)
         else:
-            self._forward(q, data, reply)
+            self._forward(cid, q, data, reply)
 
     def answer(self, cid, q, max_size=wire.UDP_MAX):
         """The answer from the container names, or None: not ours, forward it."""
@@ -240,8 +245,9 @@ class Resolver:
             return wire.response(q, wire.NXDOMAIN, max_size=max_size)
         return None
 
-    def _forward(self, q, data, reply):
-        servers = self.upstreams if self.upstreams is not None else host_nameservers()
+    def _forward(self, cid, q, data, reply):
+        servers = self.table.upstreams.get(cid) or (
+            self.upstreams if self.upstreams is not None else host_nameservers())
         if not servers:
             reply(wire.response(q, wire.REFUSED, authoritative=False))
             return

@@ -468,6 +468,8 @@ def attach(container_id, netns=None, network=DEFAULT_NETWORK, publish=(), hostna
             net = _network(store, name)
             if embedded_dns and not net.get("default"):
                 ep["dns"] = "embedded"
+                if dns_servers:   # what the resolver forwards to, instead of the host's
+                    ep["dns_upstreams"] = list(dns_servers)
             published = [p for o in store.endpoints() for p in o.get("ports") or ()]
             claimed = portmap.claim(wanted, published)
             ip = ipam.allocate(net, container_id)

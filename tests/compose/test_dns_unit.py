@@ -14,13 +14,13 @@ pytestmark = pytest.mark.unprivileged  # pure logic: runs without root
 
 
 def write_endpoint(root, cid, network, ip, hostname=None, aliases=(), mode="bridge",
-                   state="attached"):
+                   state="attached", **extra):
     d = os.path.join(root, ".network", "endpoints")
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, f"{cid}.json"), "w") as f:
         json.dump({"container_id": cid, "mode": mode, "network": network, "ip": ip,
                    "hostname": hostname or cid[:12], "aliases": list(aliases),
-                   "state": state}, f)
+                   "state": state, **extra}, f)
     touch_old(d)
 
 
@@ -200,3 +200,15 @@ def test_host_nameservers(tmp_path):
                     "nameserver 127.0.0.11\nsearch example\n")
     assert server.host_nameservers(str(conf)) == ["127.0.0.53", "fe80::1"]
     assert server.host_nameservers(str(tmp_path / "none")) == []
+
+
+def test_container_forwarders_win(tmp_path):
+    a, b = "a" * 64, "b" * 64
+    write_endpoint(tmp_path, a, "n", "10.1.0.2", dns_upstreams=["192.0.2.53"])
+    write_endpoint(tmp_path, b, "n", "10.1.0.3")
+    res = make_resolver(tmp_path, upstreams=[])
+    res.table.refresh()
+    assert res.table.upstreams == {a: ["192.0.2.53"]}
+    replies = []
+    res.handle(b, wire.query("pypi.org"), replies.append)   # b has none, the host none
+    assert wire.parse_response(replies[-1])["rcode"] == wire.REFUSED
