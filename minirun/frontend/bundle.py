@@ -21,6 +21,7 @@ from minirun.errors import MinirunError
 DOCKER_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
                "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
                "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"]
+IPC_ANNOTATION = "minirun.frontend.ipc-container"   # --ipc container:<this id>
 INIT_PATH = "/dev/init"  # on the container's /dev tmpfs: nothing lands in the image's upper dir
 INIT_CANDIDATES = ("/usr/bin/tini-static", "/usr/bin/catatonit", "/usr/libexec/podman/catatonit",
                    "/usr/bin/docker-init")
@@ -97,6 +98,11 @@ def build(image, rootfs, opts, *, cid, hostname, mounts=(), etc_files=None,
         namespaces.append({"type": "network", "path": "container:" + network_mode[10:]})
     else:
         namespaces.append({"type": "network"})
+    if opts.ipc == "host" or opts.ipc.startswith("container:"):
+        namespaces = [ns for ns in namespaces if ns["type"] != "ipc"]
+        if opts.ipc != "host":   # the other container's pid is filled in at every start
+            namespaces.append({"type": "ipc", "path": opts.ipc})
+            spec.setdefault("annotations", {})[IPC_ANNOTATION] = opts.ipc[10:]
     linux["namespaces"] = namespaces
     # cgroupsPath unset: /minirun/<id>, like Docker's /docker/<id>.
 

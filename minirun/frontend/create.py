@@ -57,6 +57,10 @@ def _check_against_store(fe, opts):
         net.inspect_network(network, root=fe.root)  # "network foo not found"
     if mode == "container":
         network = "container:" + fe.resolve(network.partition(":")[2])
+    if opts.ipc.startswith("container:"):   # Docker's --ipc container:NAME, by id
+        opts.ipc = "container:" + fe.resolve(opts.ipc.partition(":")[2])
+    elif opts.ipc not in ("", "host", "private"):
+        raise MinirunError(f"invalid IPC mode: {opts.ipc}")
     if opts.init:
         from minirun.frontend.bundle import find_init
 

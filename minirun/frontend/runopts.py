@@ -129,6 +129,7 @@ class RunOptions:
     publish_all: bool = False                    # -P
     expose: list = field(default_factory=list)   # ["80/tcp"]
     network: str = "bridge"
+    ipc: str = ""                         # "" private, "host", "container:<name or id>"
     hostname: Optional[str] = None
     user: Optional[str] = None
     workdir: Optional[str] = None

@@ -80,6 +80,7 @@ def _start_runtime(fe, cid):
         _join_network_of(fe, rec, mode[10:])
     else:
         net.etc_files(cid, hostname, root=fe.root)
+    _join_ipc_of(fe, rec)
     console_parent = console_child = None
     if rec["Config"]["Tty"]:
         console_parent, console_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -137,6 +138,34 @@ def _start_runtime(fe, cid):
         r["Monitor"] = {"pid": monitor_pid, "start": proc.start_time(monitor_pid)}
         r["NetworkSettings"] = _network_settings(info)
     return pid, master, dns_sockets
+
+
+def _join_ipc_of(fe, rec):
+    """--ipc container:<id> (RunOptions.ipc): that container's IPC namespace, by its
+    current pid, as for the network (kube's pods share IPC with their infra container)."""
+    from minirun.frontend.bundle import IPC_ANNOTATION
+    from minirun.runtime.state import RUNNING, Container
+
+    path = os.path.join(rec["Bundle"], "config.json")
+    with open(path) as f:
+        spec = json.load(f)
+    other = (spec.get("annotations") or {}).get(IPC_ANNOTATION)
+    if not other:
+        return
+    try:
+        with Container.load(fe.root, other, lock=False) as c:
+            running, pid = c.status() == RUNNING, c.pid
+    except MinirunError:
+        running = False
+    if not running:
+        raise control.NotRunning(f"cannot join IPC of a non running container: {other[:12]}")
+    for ns in spec["linux"]["namespaces"]:
+        if ns["type"] == "ipc":
+            ns["path"] = f"/proc/{pid}/ns/ipc"
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(spec, f, indent=1)
+    os.replace(tmp, path)
 
 
 def _join_network_of(fe, rec, other):

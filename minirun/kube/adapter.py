@@ -25,8 +25,8 @@ def run_options(container, *, name, labels, env, mounts, network=None, hostname=
     env        ["K=V"] already resolved (values, ConfigMap/Secret refs)
     mounts     [(host_path, container_path, read_only)]
     grace      the pod's terminationGracePeriodSeconds
-    network    None for the pod's infra container (it owns the netns, the ports,
-               the hostname); "container:<infra id>" for the others
+    network    None for the pod's infra container (it owns the netns and IPC namespace,
+               the ports, the hostname); "container:<infra id>" for the others
     """
     from minirun.frontend import options
     from minirun.frontend.runopts import Limits, Mount, PortMapping, RunOptions
@@ -54,6 +54,7 @@ def run_options(container, *, name, labels, env, mounts, network=None, hostname=
         mounts=[Mount(kind="bind", source=src, destination=dst, read_only=ro)
                 for src, dst, ro in mounts],
         ports=ports, network=network or "bridge", hostname=hostname if network is None else None,
+        ipc=network or "",             # the pod's containers share the infra's IPC too
         workdir=container.get("workingDir"),
         limits=Limits(memory=limits.get("memory"), cpus=cpus),
         restart=options.parse_restart(RESTART[restart]),

@@ -140,6 +140,13 @@ spec:
                                       check=False).stdout, what="web over localhost")
     assert body == "hello from a configmap\n"
     assert kube.exec(client, "cat", "/from-web/index.html").stdout == body   # emptyDir
+    # One network and one IPC namespace (the infra container's), each its own pid namespace.
+    for ns in ("net", "ipc"):
+        links = {kube.exec(f"k8s_{c}_duo_default", "readlink", f"/proc/1/ns/{ns}").stdout
+                 for c in ("POD", "web", "client")}
+        assert len(links) == 1, links
+    assert kube.exec(client, "readlink", "/proc/1/ns/pid").stdout != \
+        kube.exec("k8s_web_duo_default", "readlink", "/proc/1/ns/pid").stdout
     assert kube.exec(client, "cat", "/etc/app/app.conf").stdout == "mode=learning\n"
     assert kube.exec(client, "cat", "/etc/creds/password").stdout == "s3cr3t"
     env = kube.exec(client, "env").stdout.splitlines()
