@@ -297,7 +297,8 @@ def _write_files(store, ep, dns_opts):
         # of a name), not through /etc/hosts, which is read first and knows one.
         peers = _peers(store, ep) if ep["mode"] == "bridge" and not ep.get("dns") else ()
         hosts = dns.hosts(ep.get("ip") or "127.0.1.1", own, peers)
-        resolv = dns.embedded_resolv_conf() if ep.get("dns") else dns.resolv_conf(**dns_opts)
+        resolv = (dns.embedded_resolv_conf(dns_opts["dns_search"], dns_opts["dns_options"])
+                  if ep.get("dns") else dns.resolv_conf(**dns_opts))
     write_in_place(paths["/etc/hosts"], hosts + _extra_hosts(ep))
     write_in_place(paths["/etc/hostname"], dns.hostname_file(ep["hostname"]))
     write_in_place(paths["/etc/resolv.conf"], resolv)

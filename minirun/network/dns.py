@@ -82,16 +82,22 @@ def resolv_conf(dns=None, dns_search=None, dns_options=None, host_path=HOST_RESO
     return "\n".join(kept).rstrip("\n") + "\n"
 
 
-def embedded_resolv_conf(host_path=HOST_RESOLV_CONF):
+def embedded_resolv_conf(dns_search=None, dns_options=None, host_path=HOST_RESOLV_CONF):
     """resolv.conf for the embedded resolver: it answers container names and
-    forwards the rest to the host's servers; the host's search domains and
-    options are kept, with ndots:0 (Docker's) so a bare name is asked as is first."""
+    forwards the rest (to --dns servers, else the host's); the host's search
+    domains and options are kept unless given, with ndots:0 (Docker's) so a
+    bare name is asked as is first."""
     keep = []
+    if dns_search:
+        keep.append("search " + " ".join(dns_search))
+    if dns_options:
+        keep.append("options " + " ".join(dns_options))
     for line in _read(host_path).splitlines():
         fields = line.split()
         if fields and fields[0] in ("search", "domain"):
-            keep.append(line)
-        elif fields and fields[0] == "options":
+            if not dns_search:
+                keep.append(line)
+        elif fields and fields[0] == "options" and not dns_options:
             rest = [o for o in fields[1:] if not o.startswith("ndots:")]
             if rest:
                 keep.append("options " + " ".join(rest))

@@ -212,3 +212,14 @@ def test_container_forwarders_win(tmp_path):
     replies = []
     res.handle(b, wire.query("pypi.org"), replies.append)   # b has none, the host none
     assert wire.parse_response(replies[-1])["rcode"] == wire.REFUSED
+
+
+def test_embedded_resolv_conf(tmp_path):
+    from minirun.network import dns
+
+    host = tmp_path / "resolv.conf"
+    host.write_text("nameserver 127.0.0.53\nsearch corp.example\noptions edns0 ndots:2\n")
+    assert dns.embedded_resolv_conf(host_path=str(host)) == (
+        "nameserver 127.0.0.11\nsearch corp.example\noptions edns0\noptions ndots:0\n")
+    assert dns.embedded_resolv_conf(["a.example"], ["rotate"], host_path=str(host)) == (
+        "nameserver 127.0.0.11\nsearch a.example\noptions rotate\noptions ndots:0\n")
