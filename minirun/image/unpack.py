@@ -62,8 +62,11 @@ def raw_name(text):
 
 
 def show(name):
-    """A bytes name for a message (never for a syscall)."""
-    return name.decode("utf-8", "backslashreplace")
+    """A bytes name for a message (never for a syscall): bad UTF-8 and control
+    characters escaped, so one error stays one printable line."""
+    text = name.decode("utf-8", "backslashreplace")
+    return text if text.isprintable() else \
+        "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def clean_name(name):
@@ -109,6 +112,34 @@ def _xattrs(member):
 
 def _ns(seconds):
     return int(round(float(seconds) * 1_000_000_000))
+
+
+_ID_MAX = (1 << 32) - 1
+_NS_MAX = (1 << 63) - 1
+
+
+def check_header(m, shown):
+    """Numbers a header may carry (base-256 and PAX allow any) that the
+    kernel cannot take: an invalid header, as Go's archive/tar (umoci) says."""
+    if m.size < 0:
+        raise UnpackError(f"/{shown}: invalid tar header: negative size")
+    if "\0" in m.name or "\0" in m.linkname:  # only PAX records can carry one
+        raise UnpackError(f"/{shown}: invalid tar header: NUL byte in a name")
+    if not (0 <= m.uid <= _ID_MAX and 0 <= m.gid <= _ID_MAX):
+        raise UnpackError(f"/{shown}: invalid tar header: owner {m.uid}:{m.gid} out of range")
+    for field in ("mtime", "atime"):
+        value = m.mtime if field == "mtime" else m.pax_headers.get("atime")
+        if value is None:
+            continue
+        try:
+            ok = -_NS_MAX <= _ns(value) <= _NS_MAX
+        except (ValueError, OverflowError):  # nan, inf, not a number
+            ok = False
+        if not ok:
+            raise UnpackError(f"/{shown}: invalid tar header: {field} {value!r} out of range")
+    if (m.ischr() or m.isblk()) and not (0 <= m.devmajor <= _ID_MAX and
+                                         0 <= m.devminor <= _ID_MAX):
+        raise UnpackError(f"/{shown}: invalid tar header: device {m.devmajor}:{m.devminor}")
 
 
 class Extractor:
@@ -206,6 +237,9 @@ class Extractor:
             tf = tarfile.TarFile(fileobj=stream, mode="r", errorlevel=2, encoding="utf-8",
                                  errors="surrogateescape")
         except tarfile.TarError as e:
+            self._pool.shutdown()
+            if str(e) == "empty file":  # zero bytes: an empty layer, as for umoci
+                return
             raise UnpackError(f"{getattr(stream, 'name', 'layer')}: not a tar archive: {e}") \
                 from None
         try:
@@ -279,6 +313,7 @@ class Extractor:
 
     def _entry(self, stream, m):
         path = clean_name(raw_name(m.name))
+        check_header(m, show(path))
         if not path:
             if not m.isdir():
                 raise UnpackError(f"layer entry {m.name!r} would replace the root directory")
@@ -572,6 +607,8 @@ def apply_layer(root_fd, raw, digest=None, diff_id=None, name="layer", chown=Tru
         ex = Extractor(root_fd, chown=chown, limits=limits)
         try:
             ex.apply(stream)
+        except (ValueError, OverflowError) as e:  # a value no syscall takes
+            raise UnpackError(f"{name}: invalid entry: {e}") from None
         except OSError as e:  # the kernel refused something the layer asked for
             what = e.filename if e.filename else ""
             what = f" {show(what) if isinstance(what, bytes) else what}" if what else ""

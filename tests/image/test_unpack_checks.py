@@ -181,6 +181,15 @@ def test_sparse_built_here(tmp_path, version):
     assert (dest / "after").read_bytes() == b"next member intact"
 
 
+@pytest.mark.parametrize("raw", [b"", b"\0" * 512, b"\0" * 1024], ids=["0", "512", "1024"])
+def test_empty_layers(tmp_path, raw):
+    layout = custom_layout(str(tmp_path / "layout"), [(_GZ, OCI_GZ, _RAW),
+                                                      (compress(raw, "gzip"), OCI_GZ, raw)])
+    p = _unpack_cli(f"{layout}:latest", tmp_path / "out")
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "out/rootfs/etc/hostname").read_bytes() == b"box\n"
+
+
 # --- directory times -------------------------------------------------------------------------
 
 _OLD = MTIME - 86400
@@ -304,6 +313,32 @@ def _sparse_layer(member):
     raw = tar_bytes([member])
     return [(compress(raw, "gzip"), OCI_GZ, raw)]
 
+
+def _layer_of(*entries):
+    raw = tar_bytes(list(entries))
+    return [(compress(raw, "gzip"), OCI_GZ, raw)]
+
+
+# Header numbers and names no syscall takes (Go's archive/tar, so umoci, calls
+# most of them an invalid header): one line each, never a traceback.
+INVALID.update({
+    "header-mtime-huge": (_layer_of(entry("file", "f", b"x", pax={"mtime": "1" + "0" * 20})),
+                          {}, "invalid tar header: mtime"),
+    "header-mtime-nan": (_layer_of(entry("file", "f", b"x", pax={"mtime": "nan"})), {},
+                         "invalid tar header: mtime"),
+    "header-atime-huge": (_layer_of(entry("file", "f", b"x", pax={"atime": "1e300"})), {},
+                          "invalid tar header: atime"),
+    "header-uid-huge": (_layer_of(entry("file", "f", b"x", pax={"uid": "99999999999"})), {},
+                        "invalid tar header: owner"),
+    "header-uid-negative": (_layer_of(entry("file", "f", b"x", pax={"uid": "-5"})), {},
+                            "invalid tar header: owner"),
+    "header-size-negative": (_layer_of(entry("file", "f", b"", pax={"size": "-1"})), {},
+                             "negative size"),
+    "header-nul-in-path": (_layer_of(entry("file", "f", b"x", pax={"path": "a\0b"})), {},
+                           "/a\\x00b: invalid tar header: NUL"),
+    "header-nul-in-linkpath": (_layer_of(entry("symlink", "l", pax={"linkpath": "a\0b"})), {},
+                               "NUL byte in a name"),
+})
 
 LIMITS = {"MINIRUN_UNPACK_MAX_SIZE": "4M", "MINIRUN_UNPACK_MAX_ENTRIES": "200"}
 INVALID.update({
