@@ -64,9 +64,9 @@ def run_options(container, *, name, labels, env, mounts, network=None, hostname=
 
 def ensure_image(fe, ref):
     """The image in the store (pulled if missing), before any pod is made."""
-    from minirun.frontend.create import resolve_image
+    from minirun.frontend import lifecycle
 
-    resolve_image(fe, ref)
+    lifecycle.resolve_image(fe, ref)
 
 
 def create_and_start(fe, opts):
