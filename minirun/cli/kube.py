@@ -26,7 +26,7 @@ def kube():
 
 @kube.command("play")
 @store_option
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.pass_context
 def play(ctx, store_root, file):
     """Create or update the objects of FILE (several YAML documents); like `kubectl apply -f`.
@@ -35,6 +35,7 @@ def play(ctx, store_root, file):
     Examples:
       minirun kube play deployment.yaml
       minirun kube play --store /tmp/lab pod.yaml   # a private store (or MINIRUN_STORE)
+      cat pod.yaml | minirun kube play -             # FILE "-" is standard input
     """
     from minirun.kube import api
 
@@ -43,7 +44,7 @@ def play(ctx, store_root, file):
 
 @kube.command("down")
 @store_option
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.pass_context
 def down(ctx, store_root, file):
     """Delete the objects of FILE and everything they made; like `kubectl delete -f`.

@@ -119,7 +119,12 @@ def quantity(value, where, path):
 
 # --- documents -----------------------------------------------------------------------------
 def load_file(path):
-    """Every object of a multi-document YAML file, checked: a list of dicts."""
+    """Every object of a multi-document YAML file ("-": standard input), checked:
+    a list of dicts."""
+    if path == "-":
+        import sys
+
+        return load_text(sys.stdin.buffer.read(), "<stdin>")
     try:
         with open(path, "rb") as f:
             text = f.read()
