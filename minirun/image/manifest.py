@@ -70,10 +70,18 @@ def check_descriptor(desc, what="descriptor"):
     if not valid_digest(digest):
         raise ManifestError(f"invalid {what}: bad digest {digest!r}")
     size = desc.get("size")
-    if not isinstance(size, int) or size < 0:
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise ManifestError(f"invalid {what} {digest}: bad size {size!r}")
     if not isinstance(desc.get("mediaType", ""), str):
         raise ManifestError(f"invalid {what} {digest}: bad mediaType")
+    annotations = desc.get("annotations", {})
+    if not isinstance(annotations, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()):
+        raise ManifestError(f"invalid {what} {digest}: annotations must map strings to strings")
+    platform = desc.get("platform", {})
+    if not isinstance(platform, dict) or not all(isinstance(v, str) for k, v in platform.items()
+                                                 if k in ("os", "architecture", "variant")):
+        raise ManifestError(f"invalid {what} {digest}: bad platform")
     return desc
 
 
@@ -162,6 +170,8 @@ def _family(manifest_type):
 def parse_config(data):
     doc = load_json(data, "image config")
     rootfs = doc.get("rootfs") or {}
+    if not isinstance(rootfs, dict):
+        raise ManifestError("invalid image config: rootfs is not an object")
     diff_ids = rootfs.get("diff_ids")
     if rootfs.get("type") != "layers" or not isinstance(diff_ids, list):
         raise ManifestError("invalid image config: rootfs.diff_ids missing")

@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import io
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -437,3 +438,73 @@ def test_docker_archive_with_a_zstd_layer_loads_as_oci(tmp_path, store):
     dest.mkdir()
     unpack.unpack_image(store.resolve(name), str(dest))
     assert (dest / "etc/hostname").read_bytes() == b"box\n"
+
+
+# --- wrong JSON types anywhere in index, manifest and config --------------------------------
+
+def _json_paths(doc, prefix=()):
+    yield prefix
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            yield from _json_paths(value, prefix + (key,))
+    elif isinstance(doc, list):
+        for i, value in enumerate(doc):
+            yield from _json_paths(value, prefix + (i,))
+
+
+def _replaced(doc, path, value):
+    import copy
+
+    if not path:
+        return value
+    doc = copy.deepcopy(doc)
+    target = doc
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return doc
+
+
+def test_wrong_json_types_are_errors_not_crashes(tmp_path):
+    """Every field of the index, manifest and config replaced by values of
+    the wrong type: each unpack succeeds or raises a MinirunError (which the
+    CLI prints as one line), never anything else."""
+    import json
+
+    from imagebuild import write_blob
+    from minirun.errors import MinirunError
+
+    layout = custom_layout(str(tmp_path / "layout"), [(_GZ, OCI_GZ, _RAW)])
+    index = json.loads((tmp_path / "layout/index.json").read_text())
+    blob = tmp_path / "layout/blobs/sha256"
+    manifest = json.loads((blob / index["manifests"][0]["digest"][7:]).read_bytes())
+    config = json.loads((blob / manifest["config"]["digest"][7:]).read_bytes())
+    crashes, cases = [], 0
+    for which, doc in (("config", config), ("manifest", manifest), ("index", index)):
+        for path in list(_json_paths(doc)):
+            for value in (None, True, -1, "x", [], {}):
+                cases += 1
+                c = _replaced(config, path, value) if which == "config" else config
+                m = _replaced(manifest, path, value) if which == "manifest" else manifest
+                i = _replaced(index, path, value) if which == "index" else index
+                try:
+                    if which == "config":
+                        m = _replaced(m, ("config",), dict(m["config"], **write_blob(
+                            layout, json.dumps(c).encode())))
+                    if which != "index":
+                        i = _replaced(i, ("manifests", 0), dict(i["manifests"][0], **write_blob(
+                            layout, json.dumps(m).encode())))
+                except (TypeError, KeyError):
+                    continue  # the edit removed what the next one builds on
+                (tmp_path / "layout/index.json").write_text(json.dumps(i))
+                dest = tmp_path / f"d{cases}"
+                dest.mkdir()
+                try:
+                    unpack.unpack_image(layoutmod.OCILayout(layout).resolve("latest"), str(dest))
+                except MinirunError:
+                    pass
+                except Exception as e:  # noqa: BLE001 - the point of the test
+                    crashes.append(f"{which} {path} = {value!r}: {type(e).__name__}: {e}")
+                shutil.rmtree(dest)
+    assert cases > 150
+    assert crashes == []
