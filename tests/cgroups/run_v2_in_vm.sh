@@ -14,6 +14,8 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 py=${MINIRUN_PYTHON:-/opt/minirun/venv/bin/python}
 [ -x "$py" ] || py=$(command -v python3)
 cd "$repo"
+# hypothesis's pytest plugin alone costs half a minute of emulated imports.
 exec "$py" tests/vm/minivm.py --disk 64M --mem 1G --cpus 2 --timeout 600 -- \
-	"$py" -m pytest -q -p no:cacheprovider -m vm -rs tests/cgroups/test_cgroup_v2_vm.py \
-	tests/cgroups/test_runtime_v2_vm.py "$@"
+	"$py" -m pytest -q -p no:cacheprovider -p no:hypothesispytest -m vm -rs \
+	tests/cgroups/test_cgroup_v2_vm.py tests/cgroups/test_runtime_v2_vm.py \
+	tests/cgroups/test_frontend_v2_vm.py "$@"

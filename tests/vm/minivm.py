@@ -402,7 +402,7 @@ def accel_args():
     hardware = os.path.isdir("/sys/module/kvm_intel") or os.path.isdir("/sys/module/kvm_amd")
     if hardware and os.access("/dev/kvm", os.R_OK | os.W_OK):
         return ["-accel", "kvm", "-cpu", "host"]
-    return ["-accel", "tcg,thread=multi", "-cpu", "max"]
+    return ["-accel", "tcg,thread=multi", "-cpu", os.environ.get("MINIRUN_VM_CPU", "max")]
 
 
 def command_script(argv, cwd, env):
