@@ -25,7 +25,12 @@ services:
       db: {{condition: service_healthy}}
   db:
     image: busybox
-    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 1; echo \\"$$GREETING\\" > /data/index.html; sleep 1000 & wait"]
+    command:
+      - sh
+      - -c
+      - >-
+        trap 'exit 0' TERM; sleep 1; echo "$$GREETING" > /data/index.html;
+        sleep 1000 & wait
     environment:
       - GREETING=${{GREETING:-hello}}
     volumes: [data:/data]
