@@ -7,8 +7,7 @@ JSON on stdin.
   poststart                runtime namespace, after start;   failure: warning only
   poststop                 runtime namespace, after delete;  failure: warning only
 """
-import json
-
+from minirun import jsonio as json
 from minirun import log
 from minirun.errors import MinirunError
 from minirun.linux.trace import step

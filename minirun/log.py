@@ -29,9 +29,9 @@ def _write(level, msg):
         return
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     if _json:
-        import json
+        from minirun import jsonio
 
-        line = json.dumps({"level": level, "msg": msg, "time": stamp})
+        line = jsonio.dumps({"level": level, "msg": msg, "time": stamp})
     else:
         line = f'time="{stamp}" level={level} msg="{msg}"'
     try:

@@ -25,9 +25,6 @@ How the runtime uses it:
 Every kernel write shows up in `minirun --trace`; every refusal raises
 minirun.errors.CgroupError naming the file and the value.
 """
-import functools
-import signal  # noqa: F401  (re-exported for kill_all callers)
-
 from .common import (Cgroup, Layout, effective_device_rules,  # noqa: F401
                      resources_from_spec)
 
@@ -35,9 +32,16 @@ __all__ = ["open_cgroup", "load_cgroup", "detect", "resources_from_spec",
            "effective_device_rules", "Cgroup"]
 
 
-@functools.lru_cache(maxsize=1)
+_host_layout = None
+
+
 def _layout():
-    return Layout.read()
+    """The host's layout, read once per process (no functools: the verbs
+    engines call import as little as they can)."""
+    global _host_layout
+    if _host_layout is None:
+        _host_layout = Layout.read()
+    return _host_layout
 
 
 def detect():

@@ -5,8 +5,9 @@ reads as None.  All four ends are close-on-exec, so a successful execve
 inside the container is seen by the parent as EOF.  (Pipes rather than a
 socketpair: importing the socket module costs more than the whole exchange.)
 """
-import json
 import os
+
+from minirun import jsonio as json
 
 
 class Channel:

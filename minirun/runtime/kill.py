@@ -1,9 +1,9 @@
 """`minirun kill`: send a signal to the container's init (or, with --all, to
 every process in its cgroup)."""
 import os
-import signal
 
 from minirun.errors import ContainerNotRunning, MinirunError
+from minirun.linux import signals
 from minirun.runtime.state import STOPPED, Container
 
 
@@ -12,19 +12,16 @@ def parse_signal(value):
     text = str(value).strip()
     if text.isdigit():
         num = int(text)
-        if not 0 < num < signal.NSIG:
+        if not 0 < num < signals.NSIG:
             raise MinirunError(f"invalid signal {value!r}")
         return num
-    name = text.upper()
-    if not name.startswith("SIG"):
-        name = "SIG" + name
-    sig = getattr(signal.Signals, name, None) if name in signal.Signals.__members__ else None
+    sig = signals.number(text)
     if sig is None:
         raise MinirunError(f"unknown signal {value!r}")
-    return int(sig)
+    return sig
 
 
-def kill(root, container_id, sig=signal.SIGTERM, all_processes=False):
+def kill(root, container_id, sig=signals.SIGTERM, all_processes=False):
     with Container.load(root, container_id) as container:
         status = container.status()
         if status == STOPPED:

@@ -25,12 +25,12 @@ so C2 is re-parented to the caller's subreaper (containerd's shim, conmon),
 and no minirun process stays behind once `create` returns.
 """
 import os
-import signal
 import sys
 
 from minirun import errors
 from minirun.errors import ExecError, MinirunError
 from minirun.linux import syscalls
+from minirun.linux.signals import SIG_DFL, SIGINT, SIGKILL, set_handler
 from minirun.linux.syscalls import CLONE_NEWUSER, NAMESPACE_FLAGS
 from minirun.linux.trace import step
 from minirun.runtime.channel import Channel
@@ -168,7 +168,7 @@ def _raise_if_error(msg, what):
 
 def kill_and_reap(pid):
     try:
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, SIGKILL)
     except ProcessLookupError:
         return
     try:
@@ -208,7 +208,7 @@ def report_error(channel, exc):
 def _stage1(plan, ns_fds, channel):
     code = 1
     try:
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        set_handler(SIGINT, SIG_DFL)
         new_userns = "user" in plan.new_ns
         if "user" in ns_fds:
             syscalls.setns(ns_fds.pop("user"), CLONE_NEWUSER, plan.join_ns["user"])
