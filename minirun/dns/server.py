@@ -125,6 +125,7 @@ class Resolver:
 
     # --- sockets --------------------------------------------------------------------
     def add(self, cid, udp_fd, tcp_fd):
+        self.remove(cid)        # a restarted container comes with new sockets
         udp = socket.socket(fileno=udp_fd)
         tcp = socket.socket(fileno=tcp_fd)
         for s in (udp, tcp):

@@ -223,3 +223,55 @@ def test_embedded_resolv_conf(tmp_path):
         "nameserver 127.0.0.11\nsearch corp.example\noptions edns0\noptions ndots:0\n")
     assert dns.embedded_resolv_conf(["a.example"], ["rotate"], host_path=str(host)) == (
         "nameserver 127.0.0.11\nsearch a.example\noptions rotate\noptions ndots:0\n")
+
+
+def test_real_sockets_udp_and_tcp(tmp_path):
+    """The handlers on real sockets (on 127.0.0.1 here, in a container's netns
+    for real), pumped by a real selector as the monitor's loop does."""
+    import selectors
+    import threading
+
+    a = "a" * 64
+    write_endpoint(tmp_path, a, "n", "10.1.0.2", aliases=["web"])
+    sel = selectors.DefaultSelector()
+    res = server.Resolver(str(tmp_path), sel, lambda d, cb: FakeTimer(), [])
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    tcp = socket.socket()
+    tcp.bind(("127.0.0.1", 0))
+    tcp.listen()
+    uport, tport = udp.getsockname()[1], tcp.getsockname()[1]
+    res.add(a, udp.detach(), tcp.detach())
+    stop = threading.Event()
+
+    def loop():
+        while not stop.is_set():
+            for key, mask in sel.select(0.05):
+                key.data(mask)
+
+    t = threading.Thread(target=loop)
+    t.start()
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+            c.settimeout(5)
+            c.sendto(wire.query("web"), ("127.0.0.1", uport))
+            r = wire.parse_response(c.recv(512))
+        assert [x[3] for x in r["answers"]] == ["10.1.0.2"]
+        with socket.create_connection(("127.0.0.1", tport), timeout=5) as c:
+            for name in ("web", "nope"):       # two queries on one connection
+                q = wire.query(name)
+                c.sendall(len(q).to_bytes(2, "big") + q)
+                size = int.from_bytes(c.recv(2), "big")
+                data = b""
+                while len(data) < size:
+                    data += c.recv(size - len(data))
+                r = wire.parse_response(data)
+                if name == "web":
+                    assert [x[3] for x in r["answers"]] == ["10.1.0.2"]
+                else:
+                    assert r["rcode"] == wire.NXDOMAIN
+    finally:
+        stop.set()
+        t.join()
+        res.close()
+    assert res.sockets == {} and not sel.get_map()
