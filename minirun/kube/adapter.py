@@ -62,6 +62,20 @@ def run_options(container, *, name, labels, env, mounts, network=None, hostname=
         init=network is None, labels=dict(labels))
 
 
+def infra_command():
+    """The infra container's program: catatonit's pause mode (-P), from the static
+    init the front end mounts at /dev/init for --init, so the pod's image needs
+    nothing for it; with tini (no pause mode), `sleep` from the image."""
+    from minirun.frontend.bundle import INIT_PATH, find_init
+
+    try:
+        if os.path.basename(find_init()) == "catatonit":
+            return [INIT_PATH, "-P"]
+    except MinirunError:
+        pass
+    return ["sleep", "2147483647"]
+
+
 def ensure_image(fe, ref):
     """The image in the store (pulled if missing), before any pod is made."""
     from minirun.frontend import lifecycle

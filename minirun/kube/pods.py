@@ -2,10 +2,10 @@
 the published hostPorts), the pod's containers joining it with
 `--network container:<infra>`, and the pod's volumes as host directories.
 
-    infra      k8s_POD_<pod>_<ns>: the first container's image running `sleep`
-               under the static init (catatonit/tini), as Kubernetes' pause
-               container; restart policy "no": when it dies the pod is dead and
-               the controller replaces it (a new network namespace means a new pod)
+    infra      k8s_POD_<pod>_<ns>: the first container's image running catatonit's
+               pause mode (or `sleep`) under the static init, as Kubernetes'
+               pause container; restart policy "no": when it dies the pod is dead
+               and the controller replaces it (a new network namespace means a new pod)
     containers k8s_<name>_<pod>_<ns>, restart policy from restartPolicy (the
                front end's monitor restarts them, with Docker's back-off)
     volumes    <state dir>/pods/<ns>_<pod>/volumes/<name>: emptyDir (a directory
@@ -19,7 +19,6 @@ import secrets
 from minirun.kube import adapter
 from minirun.kube.objects import KubeError
 
-INFRA_COMMAND = ["sleep", "2147483647"]
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' random suffix alphabet
 
 
@@ -165,7 +164,7 @@ def start(fe, st, pod, configs):
               "io.kubernetes.pod.namespace": pod["namespace"]}
     first = spec["containers"][0]
     ports = [p for c in spec["containers"] for p in c["ports"]]
-    infra = {"image": first["image"], "command": INFRA_COMMAND, "ports": ports}
+    infra = {"image": first["image"], "command": adapter.infra_command(), "ports": ports}
     pod["infra"] = adapter.create_and_start(fe, adapter.run_options(
         infra, name=container_name(pod, "POD"), env=[],
         labels=dict(labels, **{"io.kubernetes.container.name": "POD"}), mounts=[],
