@@ -146,7 +146,7 @@ def wait_for_exit(fe, cid, waiter, timeout):
         reply = waiter.result(timeout)
         if reply is not None:
             return True
-    except (TimeoutError, socket.timeout):
+    except (TimeoutError, socket.timeout, BlockingIOError):  # -t 0: no wait at all
         return False
     except MinirunError:
         pass
@@ -217,6 +217,7 @@ def remove(fe, cid, force=False, volumes=False):
             if state != "restarting":
                 from minirun.runtime import kill as kill_mod
 
+                events.emit(fe, "kill", rec, signal=int(signal.SIGKILL))
                 try:
                     kill_mod.kill(fe.root, cid, signal.SIGKILL, all_processes=True)
                 except MinirunError:
