@@ -7,9 +7,12 @@ and what one RUN step costs over its command.
 Rows (wall time of the whole command, median of n, and min):
   cold 4-step build      FROM busybox, RUN, COPY, CMD with --no-cache
   cached rebuild         the same, every step a cache hit
-  RUN step overhead      (--no-cache build of FROM + `RUN true`) minus
-                         (--no-cache build of FROM + an ENV step): the price of
-                         one RUN container, its overlay and its layer
+  RUN step overhead      (--no-cache build of FROM + `RUN touch /x`) minus
+                         (--no-cache build of FROM + an ENV step), paired runs,
+                         median of the differences: the price of one RUN
+                         container, its overlay and its layer.  minirun's is
+                         also measured in-process (library call, no Python
+                         start-up in either term), the steadier figure on a busy host
 
 Both tools get private stores under a temp dir (podman: --root/--runroot,
 overlay storage driver, its own containers.conf with runc) and the same
@@ -28,8 +31,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "images"))
 MINIRUN = shutil.which("minirun", path=os.path.dirname(sys.executable)) or shutil.which("minirun")
 
-FOUR_STEPS = "FROM busybox\nRUN echo hello > /hello\nCOPY app.txt /app/\nCMD [\"cat\", \"/app/app.txt\"]\n"
-ONE_RUN = "FROM busybox\nRUN true\n"
+FOUR_STEPS = ("FROM busybox\nRUN echo hello > /hello\nCOPY app.txt /app/\n"
+              "CMD [\"cat\", \"/app/app.txt\"]\n")
+ONE_RUN = "FROM busybox\nRUN touch /x\n"
 ONE_ENV = "FROM busybox\nENV A=1\n"
 
 
@@ -40,13 +44,25 @@ def sh(argv, env=None):
     return res
 
 
-def timed(argv, env, n):
-    samples = []
-    for _ in range(n):
-        t0 = time.monotonic()
-        sh(argv, env)
-        samples.append(time.monotonic() - t0)
-    return samples
+def once(argv, env):
+    t0 = time.monotonic()
+    sh(argv, env)
+    return time.monotonic() - t0
+
+
+def in_process(ctx, store, root, n):
+    """Seconds of n --no-cache builds of ctx through the library (no CLI)."""
+    from minirun.build.executor import BuildOptions, run_build
+
+    out = []
+    with open(os.devnull, "w") as null:
+        for _ in range(n):
+            opts = BuildOptions(ctx, no_cache=True, quiet=True, store_root=store,
+                                runtime_root=root)
+            t0 = time.monotonic()
+            run_build(opts, out=null)
+            out.append(time.monotonic() - t0)
+    return out
 
 
 def context(base, name, dockerfile):
@@ -89,28 +105,40 @@ def main():
         ctx4 = context(base, "four", FOUR_STEPS)
         ctx_run = context(base, "run", ONE_RUN)
         ctx_env = context(base, "env", ONE_ENV)
-        rows = []
-        for label, m_argv, p_argv in (
-                ("cold 4-step build", m + ["build", "--no-cache", "-q", ctx4],
-                 p_build + ["--no-cache", "-q", ctx4]),
-                ("cached rebuild", m + ["build", "-q", ctx4], p_build + ["-q", ctx4]),
-                ("build FROM + RUN true", m + ["build", "--no-cache", "-q", ctx_run],
-                 p_build + ["--no-cache", "-q", ctx_run]),
-                ("build FROM + ENV", m + ["build", "--no-cache", "-q", ctx_env],
-                 p_build + ["--no-cache", "-q", ctx_env])):
-            sh(m_argv, m_env)  # warm: base layers unpacked, cache filled
+        cases = (("cold 4-step build", m + ["build", "--no-cache", "-q", ctx4],
+                  p_build + ["--no-cache", "-q", ctx4]),
+                 ("cached rebuild", m + ["build", "-q", ctx4], p_build + ["-q", ctx4]),
+                 ("FROM + RUN touch", m + ["build", "--no-cache", "-q", ctx_run],
+                  p_build + ["--no-cache", "-q", ctx_run]),
+                 ("FROM + ENV", m + ["build", "--no-cache", "-q", ctx_env],
+                  p_build + ["--no-cache", "-q", ctx_env]))
+        samples = {label: ([], []) for label, _, _ in cases}
+        for _, m_argv, p_argv in cases:  # warm: base layers unpacked, cache filled
+            sh(m_argv, m_env)
             sh(p_argv, p_env)
-            rows.append((label, timed(m_argv, m_env, args.n), timed(p_argv, p_env, args.n)))
+        for _ in range(args.n):  # interleaved, so a busy moment hits both tools
+            for label, m_argv, p_argv in cases:
+                samples[label][0].append(once(m_argv, m_env))
+                samples[label][1].append(once(p_argv, p_env))
         print(f"{'':24}{'minirun median (min)':>24}{'podman median (min)':>24}{'ratio':>8}")
-        med = {}
-        for label, ms, ps in rows:
-            med[label] = (statistics.median(ms), statistics.median(ps))
-            print(f"{label:24}{med[label][0]*1000:>15.0f} ms ({min(ms)*1000:.0f})"
-                  f"{med[label][1]*1000:>15.0f} ms ({min(ps)*1000:.0f})"
-                  f"{med[label][0] / med[label][1]:>7.2f}x")
-        m_over = med["build FROM + RUN true"][0] - med["build FROM + ENV"][0]
-        p_over = med["build FROM + RUN true"][1] - med["build FROM + ENV"][1]
-        print(f"{'RUN step overhead':24}{m_over*1000:>18.0f} ms{p_over*1000:>21.0f} ms")
+        for label, (ms, ps) in samples.items():
+            m_med, p_med = statistics.median(ms), statistics.median(ps)
+            print(f"{label:24}{m_med*1000:>15.0f} ms ({min(ms)*1000:.0f})"
+                  f"{p_med*1000:>15.0f} ms ({min(ps)*1000:.0f}){m_med / p_med:>7.2f}x")
+
+        def paired(tool):
+            run_s, env_s = samples["FROM + RUN touch"][tool], samples["FROM + ENV"][tool]
+            return statistics.median(a - b for a, b in zip(run_s, env_s))
+        print(f"{'RUN step overhead':24}{paired(0)*1000:>18.0f} ms{paired(1)*1000:>21.0f} ms")
+        os.environ["MINIRUN_STORE"] = m_env["MINIRUN_STORE"]
+        store, root = m_env["MINIRUN_STORE"], os.path.join(base, "mroot")
+        diffs = []
+        for _ in range(args.n):
+            run_t = in_process(ctx_run, store, root, 1)[0]
+            env_t = in_process(ctx_env, store, root, 1)[0]
+            diffs.append(run_t - env_t)
+        print(f"{'RUN overhead in-process':24}{statistics.median(diffs)*1000:>18.0f} ms"
+              f"  (min {min(diffs)*1000:.0f} ms)")
     finally:
         sh(p + ["system", "reset", "-f"], p_env) if "p" in dir() else None
         shutil.rmtree(base, ignore_errors=True)

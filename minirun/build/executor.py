@@ -98,6 +98,21 @@ class Builder:
         self.total = 0
         self.results = {}       # stage index -> State
         self.stage_names = {}   # stage name -> index
+        self._scratch = None
+
+    @property
+    def scratch(self):
+        """The build's tmpfs scratch area, mounted when a step first needs it."""
+        if self._scratch is None:
+            from minirun.build.workspace import Scratch
+
+            self._scratch = Scratch(self.store)
+        return self._scratch
+
+    def close(self):
+        if self._scratch is not None:
+            self._scratch.close()
+            self._scratch = None
 
     def say(self, text):
         if not self.opts.quiet:
@@ -184,7 +199,10 @@ def run_build(opts, out=None):
     store = Store(opts.store_root).ensure()
     builder = Builder(opts, store, out)
     with store.shared():
-        final = builder.build(text)
+        try:
+            final = builder.build(text)
+        finally:
+            builder.close()
         digest = final.digest or final.write(store)
         image = mf.Image(store, digest)
         for ref in refs:

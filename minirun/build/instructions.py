@@ -50,10 +50,10 @@ def expand_ports(words, line):
     return out
 
 
-def Workspace(store, state):  # noqa: N802 - the class, imported when a step runs
+def Workspace(store, state, scratch=None):  # noqa: N802 - the class, imported when needed
     from minirun.build.workspace import Workspace as _Workspace
 
-    return _Workspace(store, state)
+    return _Workspace(store, state, scratch)
 
 
 def open_root(path):
@@ -320,7 +320,7 @@ class StageRun:
         from minirun.image.bundle import resolve_user
         from minirun.linux.paths import mkdirs_in_root, open_in_root
 
-        with Workspace(self.b.store, self.state) as ws:
+        with Workspace(self.b.store, self.state, self.b.scratch) as ws:
             rootfs = ws.mount()
             root_fd = open_root(rootfs)
             try:
@@ -355,7 +355,7 @@ class StageRun:
         network = self.flag(inst, "network") or self.b.opts.network
 
         def apply(state):
-            with Workspace(self.b.store, self.state) as ws:
+            with Workspace(self.b.store, self.state, self.b.scratch) as ws:
                 self.b.say(f" ---> Running in {os.path.basename(ws.tmp)[-12:]}")
                 steps_run.run_command(ws, state.config, argv, env, display,
                                       network=network, runtime_root=self.b.opts.runtime_root,
@@ -401,7 +401,7 @@ class StageRun:
         state = self.b.stage_state(src_from)
         if state is None:
             state = State.from_image(self.b.image(src_from))
-        with Workspace(self.b.store, state) as src_ws:
+        with Workspace(self.b.store, state, self.b.scratch) as src_ws:
             tree = SourceTree(src_ws.mount(), name=f"stage {src_from}")
             try:
                 expanded = [p for s in sources for p in tree.expand(s)]
@@ -422,7 +422,7 @@ class StageRun:
         def apply(state):
             from minirun.build.steps_copy import CopyOptions, copy_sources
 
-            with Workspace(self.b.store, self.state) as ws:
+            with Workspace(self.b.store, self.state, self.b.scratch) as ws:
                 rootfs = ws.mount()
                 opts = CopyOptions(chown=_resolve_chown(rootfs, chown) if chown else None,
                                    chmod=int(chmod, 8) if chmod else None,

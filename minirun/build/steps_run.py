@@ -81,7 +81,7 @@ def run_command(workspace, config, argv, env, display, network="host", runtime_r
     init = workspace.make_init_layer()
     rootfs = workspace.mount(init)
     cid = "build-" + uuid.uuid4().hex[:12]
-    bundle = os.path.join(workspace.tmp, "bundle")
+    bundle = os.path.join(workspace.step_dir, "bundle")
     os.mkdir(bundle, 0o700)
     spec = make_spec(config, rootfs, argv, env, network, cid[6:], bundle)
     with open(os.path.join(bundle, "config.json"), "w") as f:
