@@ -240,7 +240,3 @@ class Node:
 
 def wait(predicate, timeout=30, what="condition"):
     return wait_for(predicate, timeout=timeout, what=what, interval=0.1)
-
-
-def now_ns():
-    return time.time_ns()
