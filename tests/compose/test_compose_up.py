@@ -177,7 +177,15 @@ services:
   two:
     <<: *defaults
     environment: {{ROLE: second}}
+    secrets: [token]
+  debug:
+    <<: *defaults
+    profiles: [debug]
+secrets:
+  token:
+    file: ./token.txt
 """)
+    (app / "token.txt").write_text("s3cret\n")
     doc = yaml.safe_load(compose(docker, app, "config").stdout)
     assert doc["name"] == "anchors"
     assert doc["services"]["one"]["image"] == "busybox:latest"
@@ -185,9 +193,15 @@ services:
     assert doc["services"]["two"]["command"][-1].startswith("trap 'exit 0' TERM; echo $ROLE;")
     assert doc["networks"] == {"default": {"name": "anchors_default"}}
     assert "x-defaults" not in doc
-    assert compose(docker, app, "config", "--services").stdout.split() == ["one", "two"]
+    assert compose(docker, app, "config", "--services").stdout.split() == ["debug", "one",
+                                                                           "two"]
+    assert doc["secrets"] == {"token": {"file": str(app / "token.txt")}}
     compose(docker, app, "up", "-d")
     assert labels(docker, "anchors-two-1")["team"] == "core"
+    # A service of a profile that is not enabled is not started; secrets are files.
+    assert "anchors-debug-1" not in docker("ps", "-a").stdout
+    assert compose(docker, app, "exec", "-T", "two", "cat", "/run/secrets/token").stdout \
+        == "s3cret\n"
     wait_for(lambda: "second" in compose(docker, app, "logs", "two").stdout, what="two's log")
     compose(docker, app, "down")
 
