@@ -39,6 +39,10 @@ class ContainerNotRunning(MinirunError):
         super().__init__("container not running")
 
 
+class StateCorrupt(MinirunError):
+    """A container's state file exists but cannot be read or makes no sense."""
+
+
 class InvalidState(MinirunError):
     """A verb that is not allowed in the container's current state."""
 

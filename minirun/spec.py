@@ -21,10 +21,11 @@ named there handles its field):
   hooks                                               -> hooks.py
   annotations                                         -> runtime/state.py (the state JSON)
 """
+import json
 import os
+import re
 
 from minirun import OCI_VERSION
-from minirun import jsonio as json
 from minirun.errors import ConfigError
 
 # field of config.json -> the modules (under minirun/) that handle it
@@ -50,16 +51,7 @@ FIELD_MAP = {
     "hooks": ("hooks.py",), "annotations": ("runtime/state.py",),
 }
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
-_SUFFIX_CHARS = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.+-")
-
-
-def supported_version(version):
-    """1.MINOR.PATCH with an optional -suffix (what `re` would say of
-    ^1\\.\\d+\\.\\d+(-[0-9A-Za-z.+-]+)?$, without importing `re`)."""
-    core, dash, suffix = version.partition("-")
-    parts = core.split(".")
-    return (len(parts) == 3 and parts[0] == "1" and all(p.isdecimal() for p in parts[1:])
-            and (not dash or (bool(suffix) and _SUFFIX_CHARS.issuperset(suffix))))
+_VERSION_RE = re.compile(r"^1\.\d+\.\d+(-[0-9A-Za-z.+-]+)?$")
 
 
 def load_bundle_config(bundle):
@@ -72,7 +64,7 @@ def load_bundle_config(bundle):
             config = json.load(f)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file or directory") from None
-    except ValueError as e:  # json's JSONDecodeError, or bytes that are not UTF-8
+    except json.JSONDecodeError as e:
         raise ConfigError(f"{path}: invalid JSON: {e}") from None
     validate(config)
     return config
@@ -82,8 +74,11 @@ def validate(config):
     if not isinstance(config, dict):
         raise ConfigError("config.json must hold a JSON object")
     version = config.get("ociVersion")
-    if not isinstance(version, str) or not supported_version(version):
+    if not isinstance(version, str) or not _VERSION_RE.match(version):
         raise ConfigError(f"unsupported ociVersion {version!r}: minirun implements 1.x")
+    from minirun import spec_validate
+
+    spec_validate.check_config(config)  # types, ranges, enumerations of every field
     root = config.get("root")
     if not isinstance(root, dict) or not isinstance(root.get("path"), str) or not root["path"]:
         raise ConfigError("root.path is required")
@@ -148,6 +143,9 @@ def validate_process(process):
 
     if not isinstance(process, dict):
         raise ConfigError("process must be an object")
+    from minirun import spec_validate
+
+    spec_validate.check_process(process)
     args = process.get("args")
     if not isinstance(args, list) or not args or not all(isinstance(a, str) for a in args):
         raise ConfigError("process.args must be a non-empty list of strings")
@@ -170,6 +168,27 @@ def validate_process(process):
     for key in ("uid", "gid"):
         if not isinstance(user.get(key, 0), int):
             raise ConfigError(f"process.user.{key} must be a number")
+    _warn_unraised_ambient(process.get("capabilities") or {})
+
+
+_warned_ambient = set()
+
+
+def _warn_unraised_ambient(sets):
+    """The kernel raises an ambient capability only if it is permitted and
+    inheritable; the others are left out (as runc does), with this warning
+    (once per process, though `run` validates the config twice)."""
+    def names(kind):
+        return {n.upper() if n.upper().startswith("CAP_") else "CAP_" + n.upper()
+                for n in sets.get(kind) or [] if isinstance(n, str)}
+
+    left_out = tuple(sorted(names("ambient") - (names("permitted") & names("inheritable"))))
+    if left_out and left_out not in _warned_ambient:
+        _warned_ambient.add(left_out)
+        from minirun import log
+
+        log.warning(f"process.capabilities.ambient: not raising {', '.join(left_out)}: an "
+                    f"ambient capability must also be permitted and inheritable")
 
 
 def namespaces(config):
@@ -195,8 +214,9 @@ def default_spec(rootless=False):
             "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                     "TERM=xterm"],
             "cwd": "/",
-            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps,
-                             "ambient": caps},
+            # runc's spec also lists them as ambient, which the kernel refuses
+            # without inheritable (both runc and minirun end with none): left out.
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
             "noNewPrivileges": True,
         },

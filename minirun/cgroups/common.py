@@ -7,7 +7,9 @@ Everything that converts or parses is a pure function with a unit test
 through write_file/read_text/make_dirs/remove_dirs so the trace shows it.
 """
 import errno
+import math
 import os
+import re
 import time
 
 from minirun.errors import CgroupError
@@ -175,8 +177,6 @@ def shares_to_weight(shares):
         return 1
     if shares >= 262144:
         return 10000
-    import math
-
     l = math.log2(shares)
     return math.ceil(10 ** ((l * l + 125 * l) / 612.0 - 7.0 / 34.0))
 
@@ -246,8 +246,6 @@ def kb_to_pagesize(kb):
 
 
 def pagesize_bytes(size):
-    import re
-
     m = re.fullmatch(r"(\d+)([KMGT]?)B", size)
     if not m:
         raise CgroupError(f"invalid hugepage size {size!r}")
@@ -457,6 +455,17 @@ def make_dirs(mount_point, inner, why="make the container's cgroup"):
     return created
 
 
+def missing_dirs(mount_point, inner):
+    """The directories make_dirs(mount_point, inner) would create, top-down."""
+    out = []
+    path = mount_point
+    for part in inner.strip("/").split("/"):
+        path = os.path.join(path, part)
+        if out or not os.path.isdir(path):
+            out.append(path)
+    return out
+
+
 def subdirs_bottom_up(path):
     """Every cgroup directory below `path` (deepest first), then `path` itself."""
     out = []
@@ -557,7 +566,21 @@ class Cgroup:
     def __repr__(self):
         return f"<{type(self).__name__} {self.container_id} {self.path}>"
 
+    def plan(self):
+        """Note in self.created every directory create() is going to make, so
+        that to_dict(), saved before create(), lets a later `delete` remove
+        them even if we are killed half-way (crash safety)."""
+        self.created = [d for mount_point, inner in self._places()
+                        for d in missing_dirs(mount_point, inner)]
+
+    def _note_created(self, made):
+        self.created += [d for d in made if d not in self.created]
+
     # The interface (v1.py and v2.py implement it):
+    def _places(self):
+        """(mount point, inner path) of each directory of the cgroup."""
+        raise NotImplementedError
+
     def create(self, resources=None, linux_devices=None):
         """mkdir the cgroup (every hierarchy) and apply linux.resources.
 

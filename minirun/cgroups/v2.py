@@ -13,9 +13,9 @@ Two rules shape it:
 The OCI spec speaks cgroup v1; the conversions are in common.py.
 """
 import os
+import signal
 
 from minirun.errors import CgroupError
-from minirun.linux.signals import SIGKILL
 from minirun.log import debug
 
 from . import common
@@ -45,6 +45,9 @@ class V2Cgroup(common.Cgroup):
     def from_dict(cls, d):
         return cls(d["id"], d["path"], d.get("mount", common.CGROUP_ROOT), d.get("created"))
 
+    def _places(self):
+        return [(self.mount, self.path)]
+
     def _f(self, name):
         return os.path.join(self.dir, name)
 
@@ -54,7 +57,7 @@ class V2Cgroup(common.Cgroup):
         resources = common.complete_devices(resources, linux_devices)
         validate(resources)
         try:
-            self.created += common.make_dirs(self.mount, self.path)
+            self._note_created(common.make_dirs(self.mount, self.path))
             self._enable_controllers(needed_controllers(resources))
             self._set(resources, creating=True)
             if resources.get("devices"):
@@ -135,12 +138,12 @@ class V2Cgroup(common.Cgroup):
     def is_frozen(self):
         return read_int(self._f("cgroup.freeze"), 0) == 1
 
-    def kill_all(self, sig=SIGKILL):
+    def kill_all(self, sig=signal.SIGKILL):
         """cgroup.kill (5.14+) sends SIGKILL to every task at once, including
         ones being forked; other signals go task by task in a frozen cgroup."""
         if not os.path.isdir(self.dir):
             return
-        if sig == SIGKILL and os.path.exists(self._f("cgroup.kill")):
+        if sig == signal.SIGKILL and os.path.exists(self._f("cgroup.kill")):
             write_file(self._f("cgroup.kill"), "1", "kill every process of the container")
             if common.wait_until(lambda: self._events().get("populated", 0) == 0, 2.0):
                 return
@@ -153,7 +156,7 @@ class V2Cgroup(common.Cgroup):
             finally:
                 if not was_frozen:
                     self.thaw()
-            if sig != SIGKILL or not pids:
+            if sig != signal.SIGKILL or not pids:
                 return
             if common.wait_until(lambda: not self.pids(), 0.5):
                 return

@@ -159,7 +159,8 @@ def list_containers(ctx, fmt, quiet):
     """List the containers under --root."""
     from minirun.runtime.query import list_states
 
-    states = list_states(_root(ctx))
+    problems = []
+    states = list_states(_root(ctx), problems)
     if quiet:
         for s in states:
             click.echo(s["id"])
@@ -170,6 +171,14 @@ def list_containers(ctx, fmt, quiet):
         rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], "root")
                  for s in states]
         _table(rows)
+    if problems:
+        # The others are listed; each unreadable one gets its own line.
+        from minirun import log
+
+        for problem in problems:
+            log.error(problem)
+        sys.stdout.flush()
+        sys.exit(1)
 
 
 @click.command()

@@ -111,14 +111,10 @@ def apply_user_and_caps(process):
         # The kernel never sets inheritable caps on its own; neither do we,
         # unless the config asks (CVE-2022-29162).
         caps.apply_sets(wanted["effective"], wanted["permitted"], wanted["inheritable"])
-        ambient = wanted["ambient"] & wanted["permitted"] & wanted["inheritable"] \
-            if wanted["inheritable"] else set()
-        if wanted["ambient"] and not wanted["inheritable"]:
-            # An ambient cap must be in both permitted and inheritable; raise
-            # inheritable only for the ambient ones the config explicitly wants.
-            ambient = wanted["ambient"] & wanted["permitted"]
-            caps.apply_sets(wanted["effective"], wanted["permitted"], ambient)
-        caps.apply_ambient(ambient)
+        # The kernel allows an ambient cap only if it is permitted and
+        # inheritable; the others are not raised (runc: the same; the warning
+        # was given at validation, spec.validate_process).
+        caps.apply_ambient(wanted["ambient"] & wanted["permitted"] & wanted["inheritable"])
     if process.get("noNewPrivileges"):
         caps.set_no_new_privs()
 

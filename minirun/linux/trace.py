@@ -5,12 +5,21 @@ one global lookup and a return, so it costs nothing measurable.  When on, each
 step is printed to stderr (or the trace file) as it happens, with the reason
 and the man page to read.  Child processes inherit the setting through the
 environment, so the steps taken inside the new namespaces show up too.
+
+For tests of crash safety, MINIRUN_FAULT_STEP=N makes the process that
+reads it SIGKILL itself at its N-th step (its forked children do not count):
+killing at every N shows that no instant of a verb leaks a kernel object.
+Unset, it costs nothing: the check sits behind the same `_out is None` test.
 """
 import os
 import sys
 
 _out = None  # a writable text stream when tracing, else None
 _fd = None   # its file descriptor, when it has one
+_SILENT = object()  # _out when only the fault hook is on
+_fault_at = 0       # MINIRUN_FAULT_STEP: SIGKILL ourselves at this step
+_fault_pid = 0
+_steps = 0
 
 
 def enable(stream=None):
@@ -24,11 +33,15 @@ def enable(stream=None):
 
 
 def enabled():
-    return _out is not None
+    return _out is not None and _out is not _SILENT
 
 
 def step(call, detail="", why="", man=""):
     if _out is None:
+        return
+    if _fault_at:
+        _count_towards_fault()
+    if _out is _SILENT:
         return
     line = f"[minirun {os.getpid()}] {call}"
     if detail:
@@ -52,5 +65,33 @@ def step(call, detail="", why="", man=""):
         pass
 
 
+def checkpoint():
+    """A point where a crash matters but nothing is worth narrating (state
+    files): counted by MINIRUN_FAULT_STEP like a step, silent in the trace."""
+    if _fault_at:
+        _count_towards_fault()
+
+
+def _count_towards_fault():
+    global _steps
+    if os.getpid() != _fault_pid:
+        return
+    _steps += 1
+    if _steps == _fault_at:
+        import signal
+
+        os.kill(_fault_pid, signal.SIGKILL)
+
+
+def _arm_fault(value):
+    global _fault_at, _fault_pid, _out
+    if value.isdigit() and int(value) > 0:
+        _fault_at, _fault_pid = int(value), os.getpid()
+        if _out is None:
+            _out = _SILENT
+
+
 if os.environ.get("MINIRUN_TRACE") == "1":
     enable()
+if os.environ.get("MINIRUN_FAULT_STEP"):
+    _arm_fault(os.environ["MINIRUN_FAULT_STEP"])

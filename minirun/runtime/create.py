@@ -82,6 +82,11 @@ def create(root, container_id, bundle=".", pid_file=None, console_socket=None, n
         from minirun.cgroups import open_cgroup, resources_from_spec
 
         cgroup = open_cgroup(container_id, linux.get("cgroupsPath"))
+        cgroup.plan()
+        # Recorded before they exist: killed at any instant from here on, we
+        # leave nothing that `delete --force` cannot find (runtime/state.py).
+        container.record_objects({"cgroup": cgroup.to_dict(),
+                                  "host_mounts": container.data.get("host_mounts")})
         cgroup.create(resources_from_spec(linux), linux.get("devices"))
         container.data["cgroup"] = cgroup.to_dict()
         container.save()
@@ -138,7 +143,7 @@ def create(root, container_id, bundle=".", pid_file=None, console_socket=None, n
         if cgroup is not None:
             cgroup.kill_all(9)
             cgroup.destroy()
-        release_host_mounts(container.data)
+        release_host_mounts(container.data.get("host_mounts"))
         container.remove()
         container.close()
         raise

@@ -1,17 +1,19 @@
 """`minirun delete`: remove a stopped (or, with --force, any) container:
 its process tree, its cgroup, its state; then the poststop hooks."""
 import os
+import signal
 import time
 
 from minirun.errors import ContainerNotFound, InvalidState
 from minirun import hooks
-from minirun.linux.signals import SIGKILL
 from minirun.runtime.state import CREATING, STOPPED, Container
 
 
 def delete(root, container_id, force=False):
     try:
-        container = Container.load(root, container_id)
+        # A damaged state.json refuses a plain delete (runc too); --force
+        # still finds the processes through the recorded (or derived) cgroup.
+        container = Container.load(root, container_id, broken_ok=force)
     except ContainerNotFound:
         if force:
             return  # engines call `delete --force` after the container is gone
@@ -28,11 +30,13 @@ def delete(root, container_id, force=False):
 def destroy(container, run_poststop=True):
     """Kill everything, remove the cgroup and the state directory."""
     cgroup = container.cgroup()
+    if cgroup is None and container.broken:
+        cgroup = _derived_cgroup(container)
     if container.init_alive():
         if cgroup is not None:
-            cgroup.kill_all(SIGKILL)
+            cgroup.kill_all(signal.SIGKILL)
         try:
-            os.kill(container.pid, SIGKILL)
+            os.kill(container.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         deadline = time.monotonic() + 10
@@ -40,9 +44,9 @@ def destroy(container, run_poststop=True):
             time.sleep(0.005)
     if cgroup is not None:
         if cgroup.pids():  # stragglers (the init's children, or no pid namespace)
-            cgroup.kill_all(SIGKILL)
+            cgroup.kill_all(signal.SIGKILL)
         cgroup.destroy()
-    release_host_mounts(container.data)
+    release_host_mounts(container.recorded("host_mounts"))
     config = container.config()
     was_started = container.data.get("status") not in (CREATING,)
     container.remove()
@@ -56,9 +60,24 @@ def mounts_at(path):
         return sum(1 for line in f if line.split()[4] == path)
 
 
-def release_host_mounts(data):
-    """Detach what a container without a mount namespace mounted in ours."""
-    info = data.get("host_mounts")
+def _derived_cgroup(container):
+    """Where create put the cgroup, from the id and the saved config (a state
+    directory from before objects.json was written)."""
+    from minirun.cgroups import open_cgroup
+    from minirun.errors import MinirunError
+
+    linux = (container.config() or {}).get("linux")
+    path = linux.get("cgroupsPath") if isinstance(linux, dict) else None
+    try:
+        cgroup = open_cgroup(container.id, path if isinstance(path, str) else None)
+    except MinirunError:
+        return None
+    return cgroup if cgroup.exists() else None
+
+
+def release_host_mounts(info):
+    """Detach what a container without a mount namespace mounted in ours
+    (info: the "host_mounts" record, or None)."""
     if not info:
         return
     from minirun.linux import syscalls

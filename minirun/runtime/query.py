@@ -9,14 +9,21 @@ def state(root, container_id):
         return c.oci_state()
 
 
-def list_states(root):
+def list_states(root, problems=None):
+    """The OCI states of every container; one whose state file cannot be read
+    is left out and its error appended to `problems` (when given)."""
+    from minirun.errors import ContainerNotFound, StateCorrupt
+
     out = []
     for cid in list_ids(root):
         try:
             with Container.load(root, cid, lock=False) as c:
                 out.append(c.oci_state())
-        except Exception:  # a container deleted while we listed
+        except ContainerNotFound:  # deleted while we listed
             continue
+        except StateCorrupt as e:
+            if problems is not None:
+                problems.append(str(e))
     return out
 
 

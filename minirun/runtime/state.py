@@ -3,45 +3,41 @@
 Layout of <root>/<id>/:
   state.json   what later calls need: pid and its start time, bundle, cgroup, ...
   exec.fifo    exists from `create` until `start`: the container is "created"
+  objects.json the kernel objects create will make (cgroup dirs, mounts in our
+               namespace), written once *before* they are made: SIGKILL at any
+               instant leaves nothing `delete --force` cannot find, even if
+               state.json was never written or has been damaged since
 The directory itself is the lock (flock on its fd), so `delete` can remove it
 while holding the lock and a waiter then sees "does not exist".  A crash at
 any point leaves a directory that `delete --force` can clean up.
 """
 import errno
 import fcntl
+import json
 import os
+import re
 
 from minirun import OCI_VERSION
-from minirun import jsonio as json
-from minirun.errors import ContainerExists, ContainerNotFound, MinirunError
+from minirun.errors import ContainerExists, ContainerNotFound, MinirunError, StateCorrupt
 from minirun.linux import proc
+from minirun.linux.trace import checkpoint
 
-# An id: a letter or digit, then letters, digits and _ . + - (runc's rule).
-# Checked with sets rather than `re`, which costs more to import than a
-# whole `minirun state` otherwise takes.
-_ID_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
-_ID_REST = _ID_FIRST | frozenset("_.+-")
-
-
-def valid_id(name):
-    return bool(name) and name[0] in _ID_FIRST and _ID_REST.issuperset(name)
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 FIFO_NAME = "exec.fifo"
+OBJECTS_NAME = "objects.json"
 
 CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", "paused", "stopped"
 
 
 def check_id(container_id):
-    if not valid_id(container_id) or len(container_id) > 1024:
+    if not _ID_RE.match(container_id or "") or len(container_id) > 1024:
         raise MinirunError(f"invalid container id {container_id!r}: use letters, digits, and _ . + -")
 
 
 def now_rfc3339():
-    """UTC with microseconds, e.g. 2024-05-01T12:00:00.123456Z (no datetime
-    import: the verbs engines call stay lean)."""
-    import time
+    import datetime
 
-    seconds, ns = divmod(time.time_ns(), 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ns // 1000:06d}Z"
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Container:
@@ -53,6 +49,7 @@ class Container:
         self.dir = os.path.join(root, container_id)
         self._fd = dir_fd
         self.data = {}
+        self.broken = None  # why state.json could not be used (load with broken_ok)
 
     # --- opening -------------------------------------------------------
     @classmethod
@@ -61,6 +58,7 @@ class Container:
         check_id(container_id)
         os.makedirs(root, mode=0o711, exist_ok=True)
         path = os.path.join(root, container_id)
+        checkpoint()  # crash points for the tests of crash safety (linux/trace.py)
         try:
             os.mkdir(path, 0o711)
         except FileExistsError:
@@ -72,8 +70,12 @@ class Container:
         return c
 
     @classmethod
-    def load(cls, root, container_id, lock=True):
-        """Open an existing container (locked unless lock=False)."""
+    def load(cls, root, container_id, lock=True, broken_ok=False):
+        """Open an existing container (locked unless lock=False).
+
+        A state.json that cannot be read raises StateCorrupt naming the file;
+        with broken_ok (delete --force) the container opens anyway, knowing
+        only what objects.json recorded, so that it can still be destroyed."""
         check_id(container_id)
         path = os.path.join(root, container_id)
         try:
@@ -83,9 +85,10 @@ class Container:
         if lock:
             fcntl.flock(fd, fcntl.LOCK_EX)
         c = cls(root, container_id, fd)
+        state_path = os.path.join(path, "state.json")
         try:
-            with open(os.path.join(path, "state.json")) as f:
-                c.data = json.load(f)
+            with open(state_path, "rb") as f:
+                raw = f.read()
         except FileNotFoundError:
             # Deleted while we waited for the lock, or a create that crashed
             # before writing state: the latter is still deletable.
@@ -93,8 +96,22 @@ class Container:
                 c.close()
                 raise ContainerNotFound(container_id) from None
             c.data = {"id": container_id, "status": CREATING}
-        except json.JSONDecodeError:
+            return c
+        try:
+            data = json.loads(raw)
+        except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+            problem = f"invalid JSON ({e})"
+        else:
+            problem = state_problem(data, container_id)
+        if problem is None:
+            c.data = data
+        elif broken_ok:
             c.data = {"id": container_id, "status": CREATING}
+            c.broken = problem
+        else:
+            c.close()
+            raise StateCorrupt(f"container {container_id}: cannot read its state file "
+                               f"{state_path}: {problem}")
         return c
 
     @property
@@ -114,6 +131,7 @@ class Container:
 
     # --- persistence -----------------------------------------------------
     def save(self):
+        checkpoint()
         tmp = os.path.join(self.dir, f".state.json.{os.getpid()}")
         with open(tmp, "w") as f:
             json.dump(self.data, f)
@@ -121,6 +139,7 @@ class Container:
 
     def remove(self):
         """Remove the state directory (while still holding the lock)."""
+        checkpoint()
         for name in os.listdir(self.dir):
             try:
                 os.unlink(os.path.join(self.dir, name))
@@ -133,6 +152,26 @@ class Container:
         except OSError as e:
             if e.errno != errno.ENOENT:
                 raise
+
+    def record_objects(self, objects):
+        """Write objects.json (see the module's docstring) before making them."""
+        tmp = os.path.join(self.dir, f".{OBJECTS_NAME}.{os.getpid()}")
+        checkpoint()
+        with open(tmp, "w") as f:
+            json.dump(objects, f)
+        os.replace(tmp, os.path.join(self.dir, OBJECTS_NAME))
+
+    def recorded(self, key):
+        """A kernel object's record: from state.json, else from objects.json
+        (a create killed before it saved state, or a damaged state.json)."""
+        if key in self.data:
+            return self.data[key]
+        try:
+            with open(os.path.join(self.dir, OBJECTS_NAME)) as f:
+                objects = json.load(f)
+        except (OSError, ValueError):
+            return None
+        return objects.get(key) if isinstance(objects, dict) else None
 
     def save_config(self, config):
         """Keep the config as it was at create: later edits of the bundle's
@@ -175,11 +214,12 @@ class Container:
         return RUNNING
 
     def cgroup(self):
-        if not self.data.get("cgroup"):
+        record = self.data.get("cgroup") or self.recorded("cgroup")
+        if not record:
             return None
         from minirun.cgroups import load_cgroup
 
-        return load_cgroup(self.data["cgroup"])
+        return load_cgroup(record)
 
     def oci_state(self, status=None):
         """The state JSON of the runtime spec (plus runc's rootfs/created/owner).
@@ -198,9 +238,42 @@ class Container:
         }
 
 
+_STATUSES = (CREATING, CREATED, RUNNING, PAUSED, STOPPED)
+_STRINGS = ("bundle", "rootfs", "created")
+
+
+def state_problem(data, container_id):
+    """What makes a parsed state.json unusable (None if nothing): checked
+    field by field so that a damaged file is reported, never acted upon."""
+    if not isinstance(data, dict):
+        return f"expected an object, got {type(data).__name__}"
+    if data.get("id") != container_id:
+        return f"id is {data.get('id')!r}, not {container_id!r}"
+    if data.get("status") not in _STATUSES:
+        return f"unknown status {data.get('status')!r}"
+    for key in ("pid", "pid_start"):
+        value = data.get(key)
+        if value is not None and (type(value) is not int or value < 0):
+            return f"{key} is {value!r}, not a number"
+    for key in _STRINGS:
+        if not isinstance(data.get(key, ""), str):
+            return f"{key} is {data[key]!r}, not a string"
+    if not isinstance(data.get("annotations") or {}, dict):
+        return "annotations is not an object"
+    cgroup = data.get("cgroup")
+    if cgroup is not None and not (isinstance(cgroup, dict) and isinstance(
+            cgroup.get("path"), str) and cgroup.get("version") in ("v1", "v2")):
+        return f"cgroup is {cgroup!r}, not a cgroup record"
+    mounts = data.get("host_mounts")
+    if mounts is not None and not (isinstance(mounts, dict) and isinstance(
+            mounts.get("path"), str) and type(mounts.get("below")) is int):
+        return f"host_mounts is {mounts!r}, not a mount record"
+    return None
+
+
 def list_ids(root):
     try:
-        return sorted(n for n in os.listdir(root) if valid_id(n) and
+        return sorted(n for n in os.listdir(root) if _ID_RE.match(n) and
                       os.path.isdir(os.path.join(root, n)))
     except FileNotFoundError:
         return []

@@ -49,10 +49,21 @@ def test_ambient_capabilities_for_non_root(runtime, bundle, cid):
     caps = ["CAP_NET_BIND_SERVICE"]
     bundle.process["user"] = {"uid": 1000, "gid": 1000}
     bundle.process["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps,
-                                      "ambient": caps}
+                                      "inheritable": caps, "ambient": caps}
     out = run_in(runtime, bundle, cid, "cat /proc/self/status")
     bit = format(1 << 10, "016x")
     assert _status(out.stdout, "CapAmb") == bit and _status(out.stdout, "CapEff") == bit
+
+
+def test_ambient_needs_inheritable(runtime, bundle, cid):
+    """Not inheritable: the kernel refuses it as ambient; left out, with a warning."""
+    caps = ["CAP_NET_BIND_SERVICE"]
+    bundle.process["user"] = {"uid": 1000, "gid": 1000}
+    bundle.process["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps,
+                                      "ambient": caps}
+    out = run_in(runtime, bundle, cid, "cat /proc/self/status")
+    assert _status(out.stdout, "CapAmb") == _status(out.stdout, "CapInh") == "0" * 16
+    assert "not raising CAP_NET_BIND_SERVICE" in out.stderr
 
 
 def test_unknown_capability_is_rejected(runtime, bundle, cid):
