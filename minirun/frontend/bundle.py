@@ -173,14 +173,13 @@ def build(image, rootfs, opts, *, cid, hostname, mounts=(), etc_files=None,
         seen[os.path.normpath(m["destination"])] = i
     spec["mounts"] = [m for i, m in enumerate(out) if seen[os.path.normpath(m["destination"])] == i]
 
-    if sec.seccomp and sec.seccomp != "unconfined":
-        import json
+    from minirun.frontend import seccomp_profile
 
-        with open(sec.seccomp) as f:
-            try:
-                linux["seccomp"] = json.load(f)
-            except ValueError as e:
-                raise MinirunError(f"seccomp profile {sec.seccomp}: {e}") from None
+    # Docker's default profile unless unconfined/privileged; resolved against the caps.
+    profile = seccomp_profile.for_container(sec.seccomp, proc["capabilities"]["bounding"],
+                                            privileged)
+    if profile:
+        linux["seccomp"] = profile
     spec.setdefault("annotations", {})
     return spec
 

@@ -96,7 +96,7 @@ class Security:
     cap_drop: list = field(default_factory=list)
     privileged: bool = False
     no_new_privileges: bool = False
-    seccomp: Optional[str] = None         # None (default), "unconfined" or a profile path
+    seccomp: Optional[str] = None         # None/"builtin" (default), "unconfined", profile JSON
     userns: str = ""                      # "" or "host" (no user namespaces here)
 
     def security_opts(self):

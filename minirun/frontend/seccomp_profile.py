@@ -29,7 +29,7 @@ import json
 import os
 import platform
 
-from minirun.errors import MinirunError
+from minirun.frontend.options import BadOption
 
 UNCONFINED = "unconfined"
 BUILTIN = "builtin"
@@ -50,10 +50,8 @@ _MACHINES = {
 }
 
 
-class ProfileError(MinirunError):
-    """A --security-opt seccomp=FILE that cannot be used (Docker's exit status 125)."""
-
-    exit_code = 125
+class ProfileError(BadOption):
+    """A --security-opt seccomp=FILE that cannot be used (exit status 125, as Docker)."""
 
 
 # --- the option --------------------------------------------------------------------------
