@@ -131,36 +131,27 @@ def wait(ctx, store_root, containers):
     each(containers, lambda ref: click.echo(str(lifecycle.wait(fe, fe.resolve(ref)))))
 
 
-def _each_verb(ctx, store_root, containers, verb):
-    fe = frontend(ctx, store_root)
+def _each_verb_command(name, verb_name, doc):
+    """pause/unpause: a lifecycle verb applied to each container named."""
+    @command(name, help=doc)
+    @store_option
+    @click.argument("containers", nargs=-1, required=True)
+    @click.pass_context
+    def cmd(ctx, store_root, containers):
+        from minirun.frontend import lifecycle
 
-    def one(ref):
-        verb(fe, fe.resolve(ref))
-        click.echo(ref)
+        fe = frontend(ctx, store_root)
 
-    each(containers, one)
+        def one(ref):
+            getattr(lifecycle, verb_name)(fe, fe.resolve(ref))
+            click.echo(ref)
 
-
-@command()
-@store_option
-@click.argument("containers", nargs=-1, required=True)
-@click.pass_context
-def pause(ctx, store_root, containers):
-    """Freeze all processes of containers."""
-    from minirun.frontend import lifecycle
-
-    _each_verb(ctx, store_root, containers, lifecycle.pause)
+        each(containers, one)
+    return cmd
 
 
-@command()
-@store_option
-@click.argument("containers", nargs=-1, required=True)
-@click.pass_context
-def unpause(ctx, store_root, containers):
-    """Thaw paused containers."""
-    from minirun.frontend import lifecycle
-
-    _each_verb(ctx, store_root, containers, lifecycle.unpause)
+pause = _each_verb_command("pause", "pause", "Freeze all processes of containers.")
+unpause = _each_verb_command("unpause", "unpause", "Thaw paused containers.")
 
 
 @command()

@@ -169,27 +169,24 @@ events_dispatch = Dispatcher("events", system.events, oci.events, by_id_given(sy
 exec_dispatch = Dispatcher("exec", run.exec_, oci.exec_,
                            by_container(run.exec_, oci.exec_, _OCI_EXEC_ONLY),
                            "Run a command in a running container." + _RULE)
-start_dispatch = Dispatcher("start", run.start, oci.start, by_container(run.start, oci.start),
-                            "Start containers." + _RULE)
-kill_dispatch = Dispatcher("kill", containers.kill, oci.kill,
-                           by_container(containers.kill, oci.kill, _OCI_FLAGS["kill"]),
-                           "Send a signal to containers." + _RULE)
-pause_dispatch = Dispatcher("pause", containers.pause, oci.pause,
-                            by_container(containers.pause, oci.pause),
-                            "Freeze all processes of containers." + _RULE)
-resume_dispatch = Dispatcher("resume", containers.unpause, oci.resume,
-                             by_container(containers.unpause, oci.resume),
-                             "Thaw paused containers (also `unpause`)." + _RULE)
-unpause_dispatch = Dispatcher("unpause", containers.unpause, oci.resume,
-                              by_container(containers.unpause, oci.resume),
-                              "Thaw paused containers (also `resume`)." + _RULE)
-delete_dispatch = Dispatcher("delete", containers.rm, oci.delete,
-                             by_container(containers.rm, oci.delete),
-                             "Remove containers (also `rm`)." + _RULE)
-rm_dispatch = Dispatcher("rm", containers.rm, oci.delete,
-                         by_container(containers.rm, oci.delete),
-                         "Remove containers (also `delete`)." + _RULE)
-update_dispatch = Dispatcher("update", containers.update, oci.update,
-                             by_container(containers.update, oci.update,
-                                          _OCI_FLAGS["update"]),
-                             "Update a container's resource limits." + _RULE)
+
+
+def _by_container(name, docker_cmd, oci_cmd, what):
+    return Dispatcher(name, docker_cmd, oci_cmd,
+                      by_container(docker_cmd, oci_cmd, _OCI_FLAGS.get(oci_cmd.name, ())),
+                      what + _RULE)
+
+
+start_dispatch = _by_container("start", run.start, oci.start, "Start containers.")
+kill_dispatch = _by_container("kill", containers.kill, oci.kill, "Send a signal to containers.")
+pause_dispatch = _by_container("pause", containers.pause, oci.pause,
+                               "Freeze all processes of containers.")
+resume_dispatch = _by_container("resume", containers.unpause, oci.resume,
+                                "Thaw paused containers (also `unpause`).")
+unpause_dispatch = _by_container("unpause", containers.unpause, oci.resume,
+                                 "Thaw paused containers (also `resume`).")
+delete_dispatch = _by_container("delete", containers.rm, oci.delete,
+                                "Remove containers (also `rm`).")
+rm_dispatch = _by_container("rm", containers.rm, oci.delete, "Remove containers (also `delete`).")
+update_dispatch = _by_container("update", containers.update, oci.update,
+                                "Update a container's resource limits.")

@@ -13,7 +13,9 @@ import click
 from minirun.errors import MinirunError
 
 
-class DockerCommand(click.Command):
+class _UsageExit125:
+    """Usage errors of Docker-like commands exit 125, like docker's CLI."""
+
     def make_context(self, info_name, args, parent=None, **extra):
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
@@ -22,15 +24,12 @@ class DockerCommand(click.Command):
             raise
 
 
-class DockerGroup(click.Group):
+class DockerCommand(_UsageExit125, click.Command):
+    pass
+
+
+class DockerGroup(_UsageExit125, click.Group):
     command_class = DockerCommand
-
-    def make_context(self, info_name, args, parent=None, **extra):
-        try:
-            return super().make_context(info_name, args, parent=parent, **extra)
-        except click.UsageError as e:
-            e.exit_code = 125
-            raise
 
     def resolve_command(self, ctx, args):
         try:

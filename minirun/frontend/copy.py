@@ -74,6 +74,21 @@ class _Root:
         return paths.open_in_root(self.fd, parent, os.O_PATH | os.O_DIRECTORY), name
 
 
+def _stat_in(root_dir, path, follow=True):
+    """os.stat of a path inside root_dir (None if it or its parent is missing)."""
+    with _Root(root_dir) as root:
+        try:
+            parent, name = root.parent(path)
+        except FileNotFoundError:
+            return None
+        try:
+            return os.stat(name or ".", dir_fd=parent, follow_symlinks=follow)
+        except FileNotFoundError:
+            return None
+        finally:
+            os.close(parent)
+
+
 def _lstat(parent, name):
     return os.stat(name or ".", dir_fd=parent, follow_symlinks=False)
 
@@ -125,30 +140,26 @@ def _add(tar, parent, name, arcname, follow=False):
 def _pack(root_dir, path, out, follow=False, contents=False):
     """A tar of `path` inside root_dir onto the file object `out`: entries under TOP
     (or, with contents=True, the directory's entries themselves)."""
-    with _Root(root_dir) as root:
+    st = _stat_in(root_dir, path, follow)
+    if st is None:
+        raise CopyError(f"Could not find the file {path} in container")
+    with _Root(root_dir) as root, tarfile.open(fileobj=out, mode="w|",
+                                               format=tarfile.PAX_FORMAT) as tar:
+        parent, name = root.parent(path)
         try:
-            parent, name = root.parent(path)
-        except FileNotFoundError:
-            raise CopyError(f"Could not find the file {path} in container") from None
-        try:
-            try:
-                st = os.stat(name or ".", dir_fd=parent, follow_symlinks=follow)
-            except FileNotFoundError:
-                raise CopyError(f"Could not find the file {path} in container") from None
-            with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-                if contents and stat.S_ISDIR(st.st_mode):
-                    tar.addfile(_info(TOP, st))
-                    fd = os.open(name or ".", os.O_RDONLY | os.O_DIRECTORY, dir_fd=parent)
-                    try:
-                        for child in sorted(os.listdir(fd)):
-                            _add(tar, fd, child, f"{TOP}/{child}")
-                    finally:
-                        os.close(fd)
-                else:
-                    _add(tar, parent, name, TOP, follow)
-            return st
+            if contents and stat.S_ISDIR(st.st_mode):
+                tar.addfile(_info(TOP, st))
+                fd = os.open(name or ".", os.O_RDONLY | os.O_DIRECTORY, dir_fd=parent)
+                try:
+                    for child in sorted(os.listdir(fd)):
+                        _add(tar, fd, child, f"{TOP}/{child}")
+                finally:
+                    os.close(fd)
+            else:
+                _add(tar, parent, name, TOP, follow)
         finally:
             os.close(parent)
+    return st
 
 
 # --- unpacking an archive into a tree ---------------------------------------------------
@@ -245,29 +256,20 @@ def _unpack(fileobj, root_dir, dest, rename_top=None, owner=None):
 
 def _destination(root_dir, dest, src_is_dir, src_name, contents):
     """Docker's rules -> (directory to unpack into, name for the top entry)."""
-    with _Root(root_dir) as root:
-        try:
-            parent, name = root.parent(dest)
-        except FileNotFoundError:
-            raise CopyError(f"no such directory: {os.path.dirname(dest) or '/'}") from None
-        try:
-            try:
-                st = os.stat(name or ".", dir_fd=parent)  # a symlink to a dir counts
-            except FileNotFoundError:
-                st = None
-        finally:
-            os.close(parent)
+    clean = os.path.normpath("/" + dest.lstrip("/"))
+    parent_dir, name = os.path.split(clean)
+    if _stat_in(root_dir, parent_dir) is None:
+        raise CopyError(f"no such directory: {parent_dir}")
+    st = _stat_in(root_dir, clean)  # a symlink to a directory counts as one
     if st is None:
         if dest.endswith("/") and not src_is_dir:
             raise CopyError(f"destination directory {dest!r} must exist")
-        return os.path.dirname(os.path.normpath("/" + dest.lstrip("/"))), name
+        return parent_dir, name
     if stat.S_ISDIR(st.st_mode):
-        if contents:
-            return os.path.dirname(os.path.normpath("/" + dest.lstrip("/"))), name
-        return os.path.normpath("/" + dest.lstrip("/")), src_name
+        return (parent_dir, name) if contents else (clean, src_name)
     if src_is_dir:
         raise CopyError(f"cannot copy a directory to a file: {dest}")
-    return os.path.dirname(os.path.normpath("/" + dest.lstrip("/"))), name
+    return parent_dir, name
 
 
 # --- the API ---------------------------------------------------------------------------------
@@ -301,16 +303,9 @@ def copy_to(fe, ref, src, dest, archive=False, follow=False, stdin=None):
     rec = _container_tree(fe, ref)
     root_dir, inner = _locate(rec, dest)
     if src == "-":
-        into, _ = _destination(root_dir, inner.rstrip("/") + "/", True, "", True)
-        with _Root(root_dir) as root:
-            parent, name = root.parent(inner)
-            try:
-                if not stat.S_ISDIR(os.stat(name or ".", dir_fd=parent).st_mode):
-                    raise CopyError(f"destination {dest!r} must be a directory")
-            except FileNotFoundError:
-                raise CopyError(f"destination directory {dest!r} must exist") from None
-            finally:
-                os.close(parent)
+        st = _stat_in(root_dir, inner)
+        if st is None or not stat.S_ISDIR(st.st_mode):
+            raise CopyError(f"destination directory {dest!r} must exist")
         _unpack(stdin, root_dir, inner, owner=None if archive else (0, 0))
         return
     src_abs = os.path.abspath(src)
