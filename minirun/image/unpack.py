@@ -474,7 +474,10 @@ class Extractor:
         # does), then set those of the layer's own directory entries.  The
         # saved name is resolved inside the root again (it may go through
         # symlinks), and the times are set on what it resolves to.
+        own = {path for path, _ in self._dir_times}
         for path, times in self._touched.values():
+            if path in own:
+                continue  # set below anyway
             try:
                 fd = open_in_root(self.root_fd, path, os.O_PATH | os.O_DIRECTORY)
             except OSError:
