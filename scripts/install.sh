@@ -52,6 +52,10 @@ if ! "$VENV/bin/pip" install -q --disable-pip-version-check \
     cat /tmp/minirun-pip.log >&2
     exit 1
 fi
+# pip's console script runs `site` first (a third of the interpreter's start-up,
+# paid by every runtime call an engine makes): replace it with a launcher that
+# starts Python with -S and the same sys.path (minirun/cli/launcher.py).
+"$VENV/bin/python" -m minirun.cli.launcher "$VENV/bin/minirun"
 ln -sf "$VENV/bin/minirun" /usr/local/bin/minirun
 # Byte-compile now: every minirun call imports these (and PYTHONDONTWRITEBYTECODE
 # would otherwise make each call compile them again).

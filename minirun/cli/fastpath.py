@@ -30,6 +30,7 @@ VERBS = {
     "state": (("container_id",), {}, {}),
     "kill": (("container_id", "signal?"), {}, {"--all": "all_processes", "-a": "all_processes"}),
     "delete": (("container_id",), {}, {"--force": "force", "-f": "force"}),
+    "list": ((), {"--format": "fmt", "-f": "fmt"}, {"--quiet": "quiet", "-q": "quiet"}),
 }
 
 
@@ -75,6 +76,8 @@ def parse(args):
         opts[name.rstrip("?")] = value
     if glob.get("log_format", "text") not in ("text", "json"):
         return None
+    if opts.get("fmt", "table") not in ("table", "json"):
+        return None
     if verb in ("create", "run"):
         if "preserve_fds" in opts:
             if not opts["preserve_fds"].isdigit():
@@ -112,7 +115,7 @@ def try_run(args):
 
 
 def _call(verb, root, opts):
-    cid = opts.pop("container_id")
+    cid = opts.pop("container_id", None)
     if verb == "create":
         from minirun.runtime.create import create
 
@@ -139,4 +142,35 @@ def _call(verb, root, opts):
         from minirun.runtime.delete import delete
 
         delete(root, cid, opts.get("force", False))
+    elif verb == "list":
+        return _list(root, opts.get("fmt", "table"), opts.get("quiet", False))
+    return 0
+
+
+def _list(root, fmt, quiet):
+    """`list` as cli/oci.py prints it: ids, the OCI states as JSON, or a table."""
+    from minirun.runtime.query import list_states
+
+    problems = []
+    states = list_states(root, problems)
+    if quiet:
+        lines = [s["id"] for s in states]
+    elif fmt == "json":
+        from minirun import jsonio
+
+        lines = [jsonio.dumps(states)]
+    else:
+        rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
+        rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], "root")
+                 for s in states]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines = ["   ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    sys.stdout.write("".join(line + "\n" for line in lines))
+    if problems:
+        from minirun import log
+
+        sys.stdout.flush()
+        for problem in problems:  # the others are listed; each unreadable one gets a line
+            log.error(problem)
+        return 1
     return 0

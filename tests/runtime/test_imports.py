@@ -38,6 +38,7 @@ INIT = {"minirun.init", "minirun.init.console", "minirun.init.process", "minirun
         "minirun.linux.paths", "minirun.linux.caps", "minirun._linux", "minirun._linux.lib"}
 ALLOWED = {
     "state": COMMON | {"minirun.runtime.query"} | CGROUPS,
+    "list": COMMON | {"minirun.runtime.query"} | CGROUPS,
     "start": COMMON | {"minirun.runtime.start", "minirun.hooks"} | CGROUPS,
     "kill": COMMON | {"minirun.runtime.kill", "minirun.linux.signals"} | CGROUPS,
     "delete": COMMON | {"minirun.runtime.delete", "minirun.hooks", "minirun.linux.signals"}
@@ -101,11 +102,31 @@ def test_lifecycle_through_the_cli_imports_only_what_it_uses(tmp_path, runtime, 
     baseline = _baseline(tmp_path)
     cli = "from minirun.cli import main\nmain(sys.argv[1:])"
     steps = [("create", ["create", "--bundle", bundle.path, cid]), ("state", ["state", cid]),
-             ("start", ["start", cid]), ("state", ["state", cid]),
+             ("start", ["start", cid]), ("state", ["state", cid]), ("list", ["list"]),
              ("kill", ["kill", cid, "KILL"]), ("delete", ["delete", "--force", cid])]
     for verb, args in steps:
         loaded = _modules(tmp_path, cli, "--root", runtime.root, *args)
-        assert "minirun.runtime." + {"state": "query"}.get(verb, verb) in loaded, \
+        assert "minirun.runtime." + {"state": "query", "list": "query"}.get(verb, verb) in loaded, \
             f"`{verb}` did not run through the fast path: {verb}"
         _check(verb, loaded, baseline)
     assert not runtime.ids()
+
+
+def test_list_without_click_prints_what_click_prints(tmp_path, runtime, bundle, cid):
+    bundle.process["args"] = ["sleep", "60"]
+    bundle.save()
+    runtime("create", "--bundle", bundle.path, cid)
+    runtime("create", "--bundle", bundle.path, cid + "b")
+    runtime("start", cid)
+    env = dict(os.environ, PYTHONPATH=_python_path())
+    for args in ([], ["-q"], ["--format", "json"], ["-f", "table"]):
+        argv = ["--root", runtime.root, "list", *args]
+        fast = subprocess.run([sys.executable, "-S", "-c", "import sys\nfrom minirun.cli import main"
+                               "\nmain(sys.argv[1:])", *argv], env=env, capture_output=True,
+                              text=True)
+        slow = subprocess.run([sys.executable, "-S", "-c", "import sys\nfrom minirun.cli.app "
+                               "import run_click\nrun_click(sys.argv[1:])", *argv], env=env,
+                              capture_output=True, text=True)
+        assert (fast.returncode, fast.stdout, fast.stderr) == \
+            (slow.returncode, slow.stdout, slow.stderr), args
+        assert cid in fast.stdout
