@@ -72,7 +72,7 @@ def run_sandboxed(fn, setup=None):
     import minirun.image.overlay  # noqa: F401
     import minirun.image.store  # noqa: F401
     import zstandard  # noqa: F401
-    import concurrent.futures  # noqa: F401  (the extractor's writer pool)
+    from concurrent.futures import ThreadPoolExecutor  # noqa: F401  (the writer pool)
 
     sandbox = tempfile.mkdtemp(prefix="minirun-sbx-")
     r, w = os.pipe()
