@@ -11,9 +11,10 @@ import os
 
 import pytest
 from imagetest import run_sandboxed
-from imagebuild import entry, make_layout, opaque, tar_bytes, whiteout
+from imagebuild import entry, make_layout, opaque, sparse_member, tar_bytes, whiteout
 
 PWN = b"pwned"
+_NAME = b"e\xff".decode("utf-8", "surrogateescape")
 
 CASES = {
     # name: (layers, must_fail)
@@ -68,6 +69,14 @@ CASES = {
                       [entry("file", "a/x", PWN)]], True),
     "dir-over-symlink": ([[entry("symlink", "d", target="/outside")],
                           [entry("dir", "d/"), entry("file", "d/secret", PWN)]], False),
+    # Names that are not UTF-8 and sparse members take the same checked paths.
+    "non-utf8-symlink-then-write": ([[entry("symlink", _NAME, target="/outside")],
+                                     [entry("file", _NAME + "/secret", PWN)]], False),
+    "non-utf8-dotdot": ([[entry("file", "../" + _NAME + "/../victim", PWN)]], False),
+    "sparse-through-symlink": ([[entry("symlink", "evil", target="/outside")],
+                                [sparse_member("evil/secret", 4096, [(0, PWN)])]], False),
+    "sparse-over-symlink": ([[entry("symlink", "evil", target="/outside/secret")],
+                             [sparse_member("evil", 4096, [(100, PWN)], "1.0")]], False),
 }
 
 
