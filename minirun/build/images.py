@@ -75,14 +75,7 @@ class State:
         return out
 
     def set_env(self, key, value):
-        env = list(self.run_config.get("Env") or [])
-        for i, item in enumerate(env):
-            if item.partition("=")[0] == key:
-                env[i] = f"{key}={value}"
-                break
-        else:
-            env.append(f"{key}={value}")
-        self.run_config["Env"] = env
+        set_env(self.run_config, key, value)
 
     def write(self, store):
         """Put config and manifest in the store; returns the manifest digest."""
@@ -96,6 +89,18 @@ class State:
         manifest_bytes = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
         self.digest = store.put_bytes(manifest_bytes, what="manifest")
         return self.digest
+
+
+def set_env(run_config, key, value):
+    """Set KEY=value in a config's Env, in place of an earlier KEY."""
+    env = list(run_config.get("Env") or [])
+    for i, item in enumerate(env):
+        if item.partition("=")[0] == key:
+            env[i] = f"{key}={value}"
+            break
+    else:
+        env.append(f"{key}={value}")
+    run_config["Env"] = env
 
 
 def _clean(cfg):

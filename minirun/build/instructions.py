@@ -6,7 +6,7 @@ import re
 from minirun.build import cache as cachemod
 from minirun.build import dockerfile as dfmod
 from minirun.build.context import SourceTree
-from minirun.build.images import State
+from minirun.build.images import State, set_env
 from minirun.errors import MinirunError
 from minirun.image import manifest as mf
 
@@ -166,7 +166,7 @@ class StageRun:
                 return
         new = self.state.child()
         added = apply(new)
-        new.add_history(key_text if not added else key_text, self.b.epoch,
+        new.add_history(key_text, self.b.epoch,
                         empty_layer=not added and empty_layer)
         digest = new.write(self.b.store)
         self.b.cache.put(key, digest)
@@ -187,8 +187,7 @@ class StageRun:
 
         def change(cfg):
             for k, v in pairs:
-                s = State({"config": cfg}, [])
-                s.set_env(k, v)
+                set_env(cfg, k, v)
         self.meta("ENV " + " ".join(f"{k}={v}" for k, v in pairs), change)
 
     def do_label(self, inst):
