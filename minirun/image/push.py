@@ -103,8 +103,9 @@ class Pusher:
         resp.read()
         if resp.status == 201:
             return True
-        if resp.status == 202:  # not mountable here: drop the session it opened
-            path = _session_path(self.client, resp.headers.get("Location"), digest)
+        if resp.status == 202 and resp.headers.get("Location"):
+            # Not mountable here: drop the upload session it opened instead.
+            path = _session_path(self.client, resp.headers["Location"], digest)
             self._req("DELETE", path, ok=(404, 405)).read()
         return False
 
