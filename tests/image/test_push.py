@@ -227,3 +227,15 @@ def test_push_with_token_auth(layouts, tmp_path):
         if r:
             r.stop()
         tokens.stop()
+
+
+def test_mount_refused_falls_back_to_upload(reg, layouts, tmp_path):
+    """Another local name on the same registry holds the blobs, but the
+    registry does not: each mount is answered 202 and the blob is uploaded."""
+    never = f"{reg.addr}/test/never-pushed:latest"
+    ref = f"{reg.addr}/test/after-refused-mount:latest"
+    store = _store_with(tmp_path, layouts / "small", never)
+    store.tag(registry.reference.parse(ref), store.resolve(never).digest)
+    p = minirun("push", ref, store=store.root)
+    assert p.stderr.count(": Pushed") == 3 and "Mounted" not in p.stderr, p.stderr
+    assert _skopeo_digest(ref) == store.resolve(ref).digest
