@@ -232,6 +232,7 @@ def test_push_with_token_auth(layouts, tmp_path):
 def test_mount_refused_falls_back_to_upload(reg, layouts, tmp_path):
     """Another local name on the same registry holds the blobs, but the
     registry does not: each mount is answered 202 and the blob is uploaded."""
+    need("skopeo")
     never = f"{reg.addr}/test/never-pushed:latest"
     ref = f"{reg.addr}/test/after-refused-mount:latest"
     store = _store_with(tmp_path, layouts / "small", never)
