@@ -21,11 +21,10 @@ named there handles its field):
   hooks                                               -> hooks.py
   annotations                                         -> runtime/state.py (the state JSON)
 """
-import json
 import os
-import re
 
 from minirun import OCI_VERSION
+from minirun import jsonio as json
 from minirun.errors import ConfigError
 
 # field of config.json -> the modules (under minirun/) that handle it
@@ -51,7 +50,16 @@ FIELD_MAP = {
     "hooks": ("hooks.py",), "annotations": ("runtime/state.py",),
 }
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
-_VERSION_RE = re.compile(r"^1\.\d+\.\d+(-[0-9A-Za-z.+-]+)?$")
+_SUFFIX_CHARS = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.+-")
+
+
+def supported_version(version):
+    """1.MINOR.PATCH with an optional -suffix (what `re` would say of
+    ^1\\.\\d+\\.\\d+(-[0-9A-Za-z.+-]+)?$, without importing `re`)."""
+    core, dash, suffix = version.partition("-")
+    parts = core.split(".")
+    return (len(parts) == 3 and parts[0] == "1" and all(p.isdecimal() for p in parts[1:])
+            and (not dash or (bool(suffix) and _SUFFIX_CHARS.issuperset(suffix))))
 
 
 def load_bundle_config(bundle):
@@ -64,7 +72,7 @@ def load_bundle_config(bundle):
             config = json.load(f)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file or directory") from None
-    except json.JSONDecodeError as e:
+    except ValueError as e:  # json's JSONDecodeError, or bytes that are not UTF-8
         raise ConfigError(f"{path}: invalid JSON: {e}") from None
     validate(config)
     return config
@@ -74,7 +82,7 @@ def validate(config):
     if not isinstance(config, dict):
         raise ConfigError("config.json must hold a JSON object")
     version = config.get("ociVersion")
-    if not isinstance(version, str) or not _VERSION_RE.match(version):
+    if not isinstance(version, str) or not supported_version(version):
         raise ConfigError(f"unsupported ociVersion {version!r}: minirun implements 1.x")
     from minirun import spec_validate
 

@@ -7,9 +7,7 @@ Everything that converts or parses is a pure function with a unit test
 through write_file/read_text/make_dirs/remove_dirs so the trace shows it.
 """
 import errno
-import math
 import os
-import re
 import time
 
 from minirun.errors import CgroupError
@@ -177,6 +175,8 @@ def shares_to_weight(shares):
         return 1
     if shares >= 262144:
         return 10000
+    import math
+
     l = math.log2(shares)
     return math.ceil(10 ** ((l * l + 125 * l) / 612.0 - 7.0 / 34.0))
 
@@ -246,6 +246,8 @@ def kb_to_pagesize(kb):
 
 
 def pagesize_bytes(size):
+    import re
+
     m = re.fullmatch(r"(\d+)([KMGT]?)B", size)
     if not m:
         raise CgroupError(f"invalid hugepage size {size!r}")

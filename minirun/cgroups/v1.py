@@ -10,9 +10,9 @@ cgroup2 rather than v1 (as on this development machine), hugepage limits.
 """
 import errno
 import os
-import signal
 
 from minirun.errors import CgroupError
+from minirun.linux.signals import SIGKILL
 from minirun.log import debug
 
 from . import common
@@ -155,7 +155,7 @@ class V1Cgroup(common.Cgroup):
         except CgroupError:
             return False
 
-    def kill_all(self, sig=signal.SIGKILL):
+    def kill_all(self, sig=SIGKILL):
         """Signal every process so none escapes by forking.
 
         cgroup.kill (hybrid hosts, kernel >= 5.14) kills atomically.  Otherwise
@@ -166,7 +166,7 @@ class V1Cgroup(common.Cgroup):
             return
         frozen_ok = "freezer" in self.dirs and os.path.isdir(self.dirs["freezer"])
         kill_file = self.unified and os.path.join(self.unified, "cgroup.kill")
-        if sig == signal.SIGKILL and kill_file and os.path.exists(kill_file):
+        if sig == SIGKILL and kill_file and os.path.exists(kill_file):
             write_file(kill_file, "1", "kill every process of the container")
             if frozen_ok and self.is_frozen():
                 self.thaw()  # v1-frozen tasks die only once they run again
@@ -175,7 +175,7 @@ class V1Cgroup(common.Cgroup):
         # A paused container stays paused for a catchable signal (it is
         # delivered on resume); SIGKILL needs the thaw, since a task frozen by
         # the v1 freezer cannot die until it runs again.
-        stay_frozen = frozen_ok and self.is_frozen() and sig != signal.SIGKILL
+        stay_frozen = frozen_ok and self.is_frozen() and sig != SIGKILL
         for _ in range(50):
             if frozen_ok:
                 self.freeze()
@@ -185,7 +185,7 @@ class V1Cgroup(common.Cgroup):
             finally:
                 if frozen_ok and not stay_frozen:
                     self.thaw()
-            if sig != signal.SIGKILL or not pids:
+            if sig != SIGKILL or not pids:
                 return
             if common.wait_until(lambda: not self.pids(), 0.5):
                 return

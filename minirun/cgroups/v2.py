@@ -13,9 +13,9 @@ Two rules shape it:
 The OCI spec speaks cgroup v1; the conversions are in common.py.
 """
 import os
-import signal
 
 from minirun.errors import CgroupError
+from minirun.linux.signals import SIGKILL
 from minirun.log import debug
 
 from . import common
@@ -138,12 +138,12 @@ class V2Cgroup(common.Cgroup):
     def is_frozen(self):
         return read_int(self._f("cgroup.freeze"), 0) == 1
 
-    def kill_all(self, sig=signal.SIGKILL):
+    def kill_all(self, sig=SIGKILL):
         """cgroup.kill (5.14+) sends SIGKILL to every task at once, including
         ones being forked; other signals go task by task in a frozen cgroup."""
         if not os.path.isdir(self.dir):
             return
-        if sig == signal.SIGKILL and os.path.exists(self._f("cgroup.kill")):
+        if sig == SIGKILL and os.path.exists(self._f("cgroup.kill")):
             write_file(self._f("cgroup.kill"), "1", "kill every process of the container")
             if common.wait_until(lambda: self._events().get("populated", 0) == 0, 2.0):
                 return
@@ -156,7 +156,7 @@ class V2Cgroup(common.Cgroup):
             finally:
                 if not was_frozen:
                     self.thaw()
-            if sig != signal.SIGKILL or not pids:
+            if sig != SIGKILL or not pids:
                 return
             if common.wait_until(lambda: not self.pids(), 0.5):
                 return

@@ -3,7 +3,8 @@
 The `signal` module wraps these in enum classes at import, which costs about
 as much as starting the interpreter; `kill` and `delete` need only the numbers.
 """
-from _signal import NSIG, SIG_DFL, SIGINT, SIGKILL, SIGTERM  # noqa: F401
+from _signal import (NSIG, SIG_DFL, SIGCONT, SIGHUP, SIGINT, SIGKILL, SIGQUIT,  # noqa: F401
+                     SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH)
 from _signal import signal as set_handler  # noqa: F401
 import _signal
 

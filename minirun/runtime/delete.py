@@ -1,11 +1,11 @@
 """`minirun delete`: remove a stopped (or, with --force, any) container:
 its process tree, its cgroup, its state; then the poststop hooks."""
 import os
-import signal
 import time
 
 from minirun.errors import ContainerNotFound, InvalidState
 from minirun import hooks
+from minirun.linux.signals import SIGKILL
 from minirun.runtime.state import CREATING, STOPPED, Container
 
 
@@ -34,9 +34,9 @@ def destroy(container, run_poststop=True):
         cgroup = _derived_cgroup(container)
     if container.init_alive():
         if cgroup is not None:
-            cgroup.kill_all(signal.SIGKILL)
+            cgroup.kill_all(SIGKILL)
         try:
-            os.kill(container.pid, signal.SIGKILL)
+            os.kill(container.pid, SIGKILL)
         except ProcessLookupError:
             pass
         deadline = time.monotonic() + 10
@@ -44,7 +44,7 @@ def destroy(container, run_poststop=True):
             time.sleep(0.005)
     if cgroup is not None:
         if cgroup.pids():  # stragglers (the init's children, or no pid namespace)
-            cgroup.kill_all(signal.SIGKILL)
+            cgroup.kill_all(SIGKILL)
         cgroup.destroy()
     release_host_mounts(container.recorded("host_mounts"))
     config = container.config()

@@ -1,15 +1,15 @@
 """`minirun run`: create + start; in the foreground, also wait, relay signals
 (and the terminal), delete, and exit with the container's status."""
 import os
-import signal
 
+from minirun.linux.signals import (SIG_DFL, SIGCONT, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1,
+                                   SIGUSR2, SIGWINCH, set_handler)
 from minirun.runtime import delete as delete_mod
 from minirun.runtime.create import create
 from minirun.runtime.start import start
 from minirun.runtime.state import Container
 
-FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
-             signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT)
+FORWARDED = (SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT)
 
 
 def run(root, container_id, bundle=".", detach=False, pid_file=None, console_socket=None,
@@ -45,7 +45,7 @@ def run(root, container_id, bundle=".", detach=False, pid_file=None, console_soc
         status = wait_for_init(pid)
     finally:
         for sig in FORWARDED:
-            signal.signal(sig, signal.SIG_DFL)
+            set_handler(sig, SIG_DFL)
         if not keep:
             with Container.load(root, container_id) as c:
                 delete_mod.destroy(c)
@@ -67,12 +67,12 @@ def attach_terminal(console_parent, pid):
         master = fds[0]
         tty.copy_window_size(master)
     for sig in FORWARDED:
-        signal.signal(sig, lambda signum, _frame: _forward(pid, signum, master))
+        set_handler(sig, lambda signum, _frame: _forward(pid, signum, master))
     return master
 
 
 def _forward(pid, signum, master):
-    if signum == signal.SIGWINCH and master is not None:
+    if signum == SIGWINCH and master is not None:
         from minirun.runtime import tty
 
         tty.copy_window_size(master)
