@@ -397,6 +397,7 @@ def test_invalid_layer_leaves_nothing_in_the_store(tmp_path, case, monkeypatch):
     assert os.listdir(store.path("containers")) == []
 
 
+@pytest.mark.unprivileged  # pure logic
 def test_limits_are_configurable_and_checked(monkeypatch):
     monkeypatch.setenv("MINIRUN_UNPACK_MAX_SIZE", "lots")
     with pytest.raises(unpack.UnpackError, match="invalid size 'lots'"):
@@ -410,6 +411,7 @@ def test_limits_are_configurable_and_checked(monkeypatch):
     assert unpack.Limits.from_env().max_bytes == unpack.Limits.DEFAULT_BYTES
 
 
+@pytest.mark.unprivileged  # pure logic
 def test_zstd_skippable_frame_is_zstd():
     skippable = b"\x50\x2a\x4d\x18" + (4).to_bytes(4, "little") + b"meta"
     blob = skippable + zstandard.ZstdCompressor().compress(_RAW)
