@@ -240,3 +240,16 @@ def test_mount_refused_falls_back_to_upload(reg, layouts, tmp_path):
     p = minirun("push", ref, store=store.root)
     assert p.stderr.count(": Pushed") == 3 and "Mounted" not in p.stderr, p.stderr
     assert _skopeo_digest(ref) == store.resolve(ref).digest
+
+
+@pytest.mark.unprivileged  # pure logic
+def test_upload_locations():
+    client = registry.Client("127.0.0.1:5000", credentials=("u", "p"))
+    loc = "/v2/a/blobs/uploads/u1?_state=x"
+    assert pushmod._session_path(client, loc, "d") == loc
+    assert pushmod._session_path(client, "http://127.0.0.1:5000" + loc, "d") == loc
+    for bad in ("", "http://elsewhere:5000" + loc, "/other/path"):
+        with pytest.raises(registry.RegistryError):
+            pushmod._session_path(client, bad, "d")
+    assert pushmod._with_query(loc, digest="sha256:ab") == loc + "&digest=sha256%3Aab"
+    assert pushmod._with_query("/v2/a/u", digest="x") == "/v2/a/u?digest=x"
