@@ -15,7 +15,7 @@ py=${MINIRUN_PYTHON:-/opt/minirun/venv/bin/python}
 [ -x "$py" ] || py=$(command -v python3)
 cd "$repo"
 # hypothesis's pytest plugin alone costs half a minute of emulated imports.
-exec "$py" tests/vm/minivm.py --disk 64M --mem 1G --cpus 2 --timeout 600 -- \
+exec "$py" tests/vm/minivm.py --disk 64M --mem 1G --cpus 2 --timeout 900 -- \
 	"$py" -m pytest -q -p no:cacheprovider -p no:hypothesispytest -m vm -rs \
 	tests/cgroups/test_cgroup_v2_vm.py tests/cgroups/test_runtime_v2_vm.py \
 	tests/cgroups/test_frontend_v2_vm.py "$@"

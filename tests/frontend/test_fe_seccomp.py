@@ -12,7 +12,6 @@ system calls and prints what each returned.
   bad FILE         exit 125, one clear line, nothing made
 """
 import json
-import os
 import shutil
 import subprocess
 

@@ -42,6 +42,7 @@ import lzma
 import os
 import shlex
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -578,6 +579,8 @@ def main(args=None):
     if os.geteuid() != 0:
         print("minivm: run as root (the guest's root is the host's / over 9p)", file=sys.stderr)
         return EXIT_SETUP
+    # SIGTERM unwinds like Ctrl-C, so that QEMU is stopped and the job removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
         return run(command, mem=opts.mem, cpus=opts.cpus, disk=opts.disk,
                    timeout=opts.timeout, verbose=opts.verbose)
