@@ -72,10 +72,9 @@ def read_dockerfile(opts):
         raise MinirunError(f"unable to prepare context: path {opts.context!r} not found")
     if opts.dockerfile == "-":
         return sys.stdin.read()
-    path = opts.dockerfile or "Dockerfile"
-    if not os.path.isabs(path):
-        cand = os.path.join(opts.context, path)
-        path = cand if os.path.exists(cand) or opts.dockerfile is None else path
+    # -f is relative to the current directory (as docker's); the default is
+    # the context's Dockerfile.
+    path = opts.dockerfile or os.path.join(opts.context, "Dockerfile")
     try:
         with open(path, encoding="utf-8") as f:
             return f.read()
