@@ -242,6 +242,7 @@ class Extractor:
                 return
             raise UnpackError(f"{getattr(stream, 'name', 'layer')}: not a tar archive: {e}") \
                 from None
+        self._tf = tf
         try:
             while True:
                 try:
@@ -257,7 +258,6 @@ class Extractor:
                 self.entries += 1
                 if self.entries > self.limits.max_entries:
                     raise self.limits.too_many(getattr(stream, "name", "layer"))
-                self._tf = tf
                 self._entry(stream, member)
             self._drain()
             self._restore_dir_times()
