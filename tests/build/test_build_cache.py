@@ -179,3 +179,31 @@ def test_bad_input(minirun, tmp_path, dockerfile, message, code):
     if "RUN" not in dockerfile:  # nothing reached the store
         assert set(os.listdir(os.path.join(minirun.store, "blobs", "sha256"))) == blobs
     assert set(os.listdir(os.path.join(minirun.store, "layers"))) == layers
+
+
+def test_copy_stays_inside_context_and_rootfs(minirun, tmp_path):
+    """Sources resolve inside the context, destinations inside the rootfs,
+    symlinks included (RESOLVE_IN_ROOT), whatever the names say."""
+    host_dir = tmp_path / "host-target"
+    host_dir.mkdir()
+    ctx = write_tree(str(tmp_path / "ctx"), {
+        "Dockerfile": (f"FROM busybox\n"
+                       f"RUN ln -s ../../../../..{host_dir} /escape\n"
+                       f"COPY a.txt /escape/\n"
+                       f"COPY links /links\n"),
+        "a.txt": "inside\n",
+        "links/up": ("link", "../../../../../../etc/passwd"),
+    })
+    minirun.build(ctx, "-t", "escape")
+    assert not os.listdir(host_dir)  # nothing reached the host's directory
+    out = minirun("run", "--rm", "escape", "sh", "-c",
+                  f"cat {host_dir}/a.txt; readlink /links/up").stdout
+    assert out == "inside\n../../../../../../etc/passwd\n"
+    # a named source follows its symlink, inside the context: not found here
+    for source in ("../../../../etc/passwd", "up"):
+        bad = write_tree(str(tmp_path / f"bad{len(source)}"), {
+            "Dockerfile": f"FROM busybox\nCOPY {source} /x\n",
+            "up": ("link", "../../../../../../etc/passwd")})
+        res = minirun.build(bad, check=False)
+        assert res.returncode == 1 and "file not found in build context" in res.stderr, res.stderr
+    minirun("rmi", "escape")
