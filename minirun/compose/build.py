@@ -13,8 +13,12 @@ def build(fe, svc, tag, out=None):
     """Build the service's image and tag it `tag` (its image: or <project>-<service>)."""
     from minirun.build import executor
 
+    import os
+
     spec = svc["build"]
-    opts = executor.BuildOptions(spec["context"], dockerfile=spec.get("dockerfile"),
+    # Compose's dockerfile is relative to the context (the builder's -f is relative to cwd).
+    dockerfile = os.path.join(spec["context"], spec.get("dockerfile") or "Dockerfile")
+    opts = executor.BuildOptions(spec["context"], dockerfile=dockerfile,
                                  tags=[tag], build_args={k: v for k, v in
                                                          (spec.get("args") or {}).items()
                                                          if v is not None},
