@@ -9,7 +9,6 @@ the host's network (`--network host`, what a build needs to fetch packages);
 """
 import json
 import os
-import signal
 import uuid
 
 from minirun.errors import MinirunError
@@ -72,8 +71,17 @@ def make_spec(config, rootfs, argv, env, network, hostname, etc_dir):
 
 def run_command(workspace, config, argv, env, display, network="host", runtime_root=None,
                 quiet=False):
-    """Run argv in a container on the workspace; raise RunFailed on a non-zero exit."""
-    from minirun.runtime import run as runmod
+    """Run argv in a container on the workspace; raise RunFailed on a non-zero exit.
+
+    The runtime's create/start/wait/destroy, as `minirun run` does, but a
+    build's signals stop the build: SIGINT, SIGTERM or SIGHUP kill the step's
+    container (a shell as pid 1 would ignore them) and the build fails."""
+    from minirun.linux.signals import SIGHUP, SIGINT, SIGKILL, SIGTERM, set_handler
+    from minirun.runtime import delete as delete_mod
+    from minirun.runtime.create import create
+    from minirun.runtime.run import wait_for_init
+    from minirun.runtime.start import start
+    from minirun.runtime.state import Container
 
     if network not in ("host", "none"):
         raise MinirunError(f"build --network {network}: only host (the default) and none "
@@ -81,19 +89,48 @@ def run_command(workspace, config, argv, env, display, network="host", runtime_r
     init = workspace.make_init_layer()
     rootfs = workspace.mount(init)
     cid = "build-" + uuid.uuid4().hex[:12]
+    root = runtime_root or "/run/minirun"
     bundle = os.path.join(workspace.step_dir, "bundle")
     os.mkdir(bundle, 0o700)
     spec = make_spec(config, rootfs, argv, env, network, cid[6:], bundle)
     with open(os.path.join(bundle, "config.json"), "w") as f:
         json.dump(spec, f)
-    saved = {sig: signal.getsignal(sig) for sig in runmod.FORWARDED}
+    stopped_by = []
+    pid = None
+
+    def stop(signum, _frame):
+        stopped_by.append(signum)
+        if pid is not None:
+            try:
+                os.kill(pid, SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    saved = {sig: set_handler(sig, stop) for sig in (SIGINT, SIGTERM, SIGHUP)}
     saved_fds = _redirect(quiet)
+    created = False
     try:
-        status = runmod.run(runtime_root or "/run/minirun", cid, bundle)
+        container = create(root, cid, bundle, subreaper=True)
+        created = True
+        pid = container.pid
+        container.close()
+        if stopped_by:
+            os.kill(pid, SIGKILL)
+        start(root, cid)
+        status = wait_for_init(pid)
     finally:
         _restore(saved_fds)
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
+        try:
+            if created:
+                with Container.load(root, cid) as c:
+                    delete_mod.destroy(c)
+        finally:
+            for sig, handler in saved.items():
+                set_handler(sig, handler)
+    if stopped_by:
+        err = MinirunError(f"build stopped by signal {stopped_by[0]} during: {display}")
+        err.exit_code = 128 + stopped_by[0]
+        raise err
     if status != 0:
         raise RunFailed(display, status)
 

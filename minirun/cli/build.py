@@ -36,8 +36,19 @@ def build(ctx, tags, dockerfile, build_args, target, no_cache, pull, network, pl
       minirun build -f build/Dockerfile --target test --build-arg VERSION=2 .
       SOURCE_DATE_EPOCH=0 minirun build -q --no-cache .   # same digest every time
     """
-    from minirun.build.executor import BuildOptions, parse_build_args, run_build
+    import signal
 
+    from minirun.build.executor import BuildOptions, parse_build_args, run_build
+    from minirun.errors import MinirunError
+
+    def terminated(signum, _frame):
+        # An exception, so every step's cleanup (mounts, temp dirs) runs.
+        err = MinirunError(f"build stopped by signal {signum}")
+        err.exit_code = 128 + signum
+        raise err
+
+    signal.signal(signal.SIGTERM, terminated)
+    signal.signal(signal.SIGHUP, terminated)
     opts = BuildOptions(context, dockerfile=dockerfile, tags=tags,
                         build_args=parse_build_args(build_args), target=target,
                         no_cache=no_cache, pull=pull, network=network, quiet=quiet,

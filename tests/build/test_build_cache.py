@@ -207,3 +207,31 @@ def test_copy_stays_inside_context_and_rootfs(minirun, tmp_path):
         res = minirun.build(bad, check=False)
         assert res.returncode == 1 and "file not found in build context" in res.stderr, res.stderr
     minirun("rmi", "escape")
+
+
+def test_sigterm_stops_a_running_step(minirun, tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    from build_helpers import MINIRUN
+
+    ctx = write_tree(str(tmp_path / "slow"), {"Dockerfile": "FROM busybox\nRUN sleep 60\n"})
+    out = tmp_path / "out"
+    with open(out, "wb") as f:
+        proc = subprocess.Popen([MINIRUN, "--root", minirun.root, "build", "--no-cache", ctx],
+                                stdout=f, stderr=subprocess.STDOUT, env=minirun.env,
+                                stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while b"Running in" not in out.read_bytes():
+            assert proc.poll() is None and time.monotonic() < deadline, out.read_text()
+            time.sleep(0.1)
+        time.sleep(0.5)  # the container is being created or runs
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 128 + signal.SIGTERM, out.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "build stopped by signal 15" in out.read_text()
