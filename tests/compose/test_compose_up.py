@@ -62,7 +62,7 @@ def test_two_services_healthcheck_ports_volume_idempotent(docker, tmp_path):
     err = res.stderr
     assert err.index("Container shop-db-1  Healthy") < err.index("Container shop-api-1  Started")
     assert "Network shop_default  Created" in err and "Volume shop_data  Created" in err
-    assert wait_for(lambda: http_get(port), what="api on the published port") == "hello\n"
+    assert wait_for(lambda: http_get(port), 30, what="api on the published port") == "hello\n"
 
     # Docker Compose's names and labels.
     lab = labels(docker, "shop-api-1")
@@ -202,7 +202,7 @@ secrets:
     assert "anchors-debug-1" not in docker("ps", "-a").stdout
     assert compose(docker, app, "exec", "-T", "two", "cat", "/run/secrets/token").stdout \
         == "s3cret\n"
-    wait_for(lambda: "second" in compose(docker, app, "logs", "two").stdout, what="two's log")
+    wait_for(lambda: "second" in compose(docker, app, "logs", "two").stdout, 30, what="two's log")
     compose(docker, app, "down")
 
 
