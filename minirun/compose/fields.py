@@ -74,7 +74,8 @@ def mapping(where, value, list_sep="="):
         out = {}
         for k, v in value.items():
             if isinstance(v, (dict, list)):
-                fail(f"{where}.{k}", f"must be a string, number, boolean or null, not {type_name(v)}")
+                fail(f"{where}.{k}", f"must be a string, number, boolean or null, not "
+                                     f"{type_name(v)}")
             out[str(k)] = _scalar(v)
         return out
     if isinstance(value, list):

@@ -202,7 +202,8 @@ def _files(doc, key, project_dir):
         if not isinstance(spec, dict) or "file" not in spec:
             fail(f"{key}.{name}", "only secrets and configs from a file are supported "
                                   "(file: PATH)")
-        out[name] = {"file": fields.absolute(project_dir, fields.string(f"{key}.{name}.file", spec["file"]))}
+        path = fields.string(f"{key}.{name}.file", spec["file"])
+        out[name] = {"file": fields.absolute(project_dir, path)}
     return out
 
 
