@@ -435,8 +435,8 @@ def parse_security_opts(opts):
     """-> {"no_new_privileges": bool, "seccomp": None|"unconfined"|"builtin"|profile JSON}."""
     out = {"no_new_privileges": False, "seccomp": None}
     for opt in opts:
-        key, sep, value = opt.replace(":", "=", 1).partition("=") if opt.startswith(
-            "no-new-privileges:") else opt.partition("=")
+        # Docker also takes the older "key:value" spelling (seccomp:unconfined).
+        key, sep, value = (opt if "=" in opt else opt.replace(":", "=", 1)).partition("=")
         if key == "no-new-privileges":
             if value not in ("", "true", "false"):
                 raise BadOption(f"invalid --security-opt {opt!r}")

@@ -184,3 +184,18 @@ def test_unreadable_or_undecodable_file(tmp_path):
     path.write_text('{"defaultAction": ')
     with pytest.raises(sp.ProfileError, match="decoding seccomp profile"):
         sp.option_value(str(path))
+
+
+def test_security_opt_spellings(tmp_path):
+    from minirun.frontend import options
+
+    assert options.parse_security_opts(["seccomp=unconfined"])["seccomp"] == "unconfined"
+    assert options.parse_security_opts(["seccomp:unconfined"])["seccomp"] == "unconfined"
+    assert options.parse_security_opts([])["seccomp"] is None
+    path = tmp_path / "p.json"
+    path.write_text('{"defaultAction": "SCMP_ACT_LOG"}')
+    assert options.parse_security_opts([f"seccomp={path}"])["seccomp"] == \
+        '{"defaultAction":"SCMP_ACT_LOG"}'
+    assert options.parse_security_opts(["no-new-privileges:true"])["no_new_privileges"]
+    with pytest.raises(sp.ProfileError):
+        options.parse_security_opts(["seccomp=/nonexistent.json"])
