@@ -91,7 +91,14 @@ def _scale(items):
 @pass_opts
 def up(opts, detach, build, force_recreate, no_recreate, no_deps, no_start, remove_orphans,
        scale, services):
-    """Create and start containers (attached to their output unless -d)."""
+    """Create and start containers (attached to their output unless -d).
+
+    \b
+    Examples:
+      minirun compose up -d
+      minirun compose up --scale web=2 -d web
+      minirun compose up   # attached: Ctrl-C stops everything
+    """
     code = opts.project().up(services, detach=detach or no_start, build=build,
                              force_recreate=force_recreate, no_recreate=no_recreate,
                              no_deps=no_deps, no_start=no_start, scale=_scale(scale),
@@ -106,7 +113,13 @@ def up(opts, detach, build, force_recreate, no_recreate, no_deps, no_start, remo
               "in the file.")
 @pass_opts
 def down(opts, volumes, remove_orphans):
-    """Stop and remove containers, networks (and with -v volumes)."""
+    """Stop and remove containers, networks (and with -v volumes).
+
+    \b
+    Examples:
+      minirun compose down
+      minirun compose down -v --remove-orphans
+    """
     opts.project().down(volumes=volumes, remove_orphans=remove_orphans)
 
 
@@ -114,11 +127,18 @@ def down(opts, volumes, remove_orphans):
 @click.option("-a", "--all", "all_", is_flag=True, help="Also stopped containers.")
 @click.option("-q", "--quiet", is_flag=True, help="Only ids.")
 @click.option("--services", is_flag=True, help="Only service names.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              help="table for people, json for scripts.")
 @click.argument("services_", nargs=-1, metavar="[SERVICE]...")
 @pass_opts
 def ps(opts, all_, quiet, services, fmt, services_):
-    """List the project's containers."""
+    """List the project's containers.
+
+    \b
+    Examples:
+      minirun compose ps
+      minirun compose ps -a --services
+    """
     from minirun.compose import output
     from minirun.frontend import views
 
@@ -147,7 +167,13 @@ def ps(opts, all_, quiet, services, fmt, services_):
 @click.argument("services", nargs=-1)
 @pass_opts
 def logs(opts, follow, timestamps, tail, no_color, no_log_prefix, services):
-    """Show the containers' output."""
+    """Show the containers' output.
+
+    \b
+    Examples:
+      minirun compose logs -f web
+      minirun compose logs -t -n 20
+    """
     from minirun.compose import output
 
     if tail == "all":
@@ -182,7 +208,13 @@ def logs(opts, follow, timestamps, tail, no_color, no_log_prefix, services):
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @pass_opts
 def exec_(opts, detach, no_tty, env, user, workdir, index, privileged, service, command):
-    """Run a command in a running service container."""
+    """Run a command in a running service container.
+
+    \b
+    Examples:
+      minirun compose exec web sh
+      minirun compose exec -T --index 2 web cat /etc/hosts
+    """
     tty = not no_tty and not detach and os.isatty(0)
     code = opts.project().exec(service, list(command), index=index, tty=tty, detach=detach,
                                env=env, user=user, workdir=workdir, privileged=privileged)
@@ -206,7 +238,13 @@ def exec_(opts, detach, no_tty, env, user, workdir, index, privileged, service, 
 @pass_opts
 def run(opts, remove, detach, no_tty, env, entrypoint, name, no_deps, service_ports, user,
         workdir, service, command):
-    """Run a one-off command in a new container of a service."""
+    """Run a one-off command in a new container of a service.
+
+    \b
+    Examples:
+      minirun compose run --rm web echo hello
+      minirun compose run --rm --no-deps -e DEBUG=1 web sh
+    """
     tty = not no_tty and os.isatty(0)
     code = opts.project().run(service, list(command), remove=remove, detach=detach, tty=tty,
                               env=env, entrypoint=entrypoint, no_deps=no_deps,
@@ -220,7 +258,13 @@ def run(opts, remove, detach, no_tty, env, entrypoint, name, no_deps, service_po
 @click.argument("services", nargs=-1)
 @pass_opts
 def start(opts, services):
-    """Start existing containers."""
+    """Start existing containers.
+
+    \b
+    Examples:
+      minirun compose start
+      minirun compose start db
+    """
     opts.project().start(services)
 
 
@@ -230,7 +274,13 @@ def start(opts, services):
 @click.argument("services", nargs=-1)
 @pass_opts
 def stop(opts, timeout, services):
-    """Stop running containers."""
+    """Stop running containers.
+
+    \b
+    Examples:
+      minirun compose stop
+      minirun compose stop -t 2 web
+    """
     opts.project().stop(services, timeout)
 
 
@@ -239,7 +289,12 @@ def stop(opts, timeout, services):
 @click.argument("services", nargs=-1)
 @pass_opts
 def restart(opts, timeout, services):
-    """Restart containers."""
+    """Restart containers.
+
+    \b
+    Examples:
+      minirun compose restart web
+    """
     opts.project().restart(services, timeout)
 
 
@@ -247,7 +302,13 @@ def restart(opts, timeout, services):
 @click.argument("services", nargs=-1)
 @pass_opts
 def build(opts, services):
-    """Build the services' images (build: in the file)."""
+    """Build the services' images (build: in the file).
+
+    \b
+    Examples:
+      minirun compose build
+      minirun compose -f compose.yaml build app
+    """
     opts.project().build(services)
 
 
@@ -255,7 +316,12 @@ def build(opts, services):
 @click.argument("services", nargs=-1)
 @pass_opts
 def pull(opts, services):
-    """Pull the services' images."""
+    """Pull the services' images.
+
+    \b
+    Examples:
+      minirun compose pull
+    """
     opts.project().pull(services)
 
 
@@ -263,7 +329,12 @@ def pull(opts, services):
 @click.argument("scales", nargs=-1, required=True, metavar="SERVICE=NUM...")
 @pass_opts
 def scale(opts, scales):
-    """Set the number of containers of services."""
+    """Set the number of containers of services.
+
+    \b
+    Examples:
+      minirun compose scale web=3 worker=2
+    """
     wanted = _scale(scales)
     opts.project().up(list(wanted), detach=True, no_deps=True, scale=wanted)
 
@@ -272,11 +343,19 @@ def scale(opts, scales):
 @click.option("--services", is_flag=True, help="Only the service names.")
 @click.option("--volumes", is_flag=True, help="Only the volume names.")
 @click.option("--hash", "hash_", metavar="SERVICE|*", help="The config hash of services.")
-@click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml")
+@click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml",
+              help="yaml (as docker compose config) or json.")
 @click.option("-q", "--quiet", is_flag=True, help="Only validate.")
 @pass_opts
 def config(opts, services, volumes, hash_, fmt, quiet):
-    """Validate and print the project in canonical form."""
+    """Validate and print the project in canonical form.
+
+    \b
+    Examples:
+      minirun compose config
+      minirun compose config --services
+      minirun compose -p demo config --format json
+    """
     from minirun.compose import loader, model, project
 
     files = opts.files or [f for f in os.environ.get("COMPOSE_FILE", "").split(os.pathsep) if f]
@@ -308,7 +387,13 @@ def config(opts, services, volumes, hash_, fmt, quiet):
 @click.argument("services", nargs=-1)
 @pass_opts
 def top(opts, services):
-    """The processes of each running container."""
+    """The processes of each running container.
+
+    \b
+    Examples:
+      minirun compose top
+      minirun compose top web
+    """
     import subprocess
 
     from minirun.frontend import execute
