@@ -262,7 +262,7 @@ def remove_runtime(fe, cid):
     from minirun.runtime.state import Container
 
     try:
-        c = Container.load(fe.root, cid)
+        c = Container.load(fe.root, cid, broken_ok=True)  # rm -f: even a damaged state
     except ContainerNotFound:
         return None
     with c:

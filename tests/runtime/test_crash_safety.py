@@ -1,10 +1,10 @@
-"""SIGKILL at any instant of `create` (and `run -d`) leaves nothing that
+"""SIGKILL at any instant of `create` (`run -d`, `delete`) leaves nothing that
 `delete --force` cannot remove; a damaged state.json is an error, never a
 lost container.
 
-The kill points are the kernel steps minirun announces in its trace
-(minirun/linux/trace.py): MINIRUN_FAULT_STEP=N makes the minirun process
-SIGKILL itself at its N-th step.  After each kill we look for what it left in
+The kill points are the kernel steps minirun announces in its trace, and
+the silent checkpoints around its state files (minirun/linux/trace.py):
+MINIRUN_FAULT_STEP=N makes the minirun process SIGKILL itself at its N-th.  After each kill we look for what it left in
 every cgroup hierarchy, the mount table, the process table, the host's links
 and nft rules; then `delete --force` must leave none of it.
 """
@@ -120,10 +120,12 @@ def _minirun(root, *args, env=None):
     return result
 
 
-# Every step of a plain create; every third of the variants (the time budget).
+# Every step of a plain create and of delete; every second or third of the
+# variants (the time budget).  delete: of a created container without a mount
+# namespace, so that its mounts in ours are among what it undoes.
 @pytest.mark.parametrize("verb,mount_ns,stride", [("create", True, 1), ("create", False, 2),
-                                                  ("run", True, 3)],
-                         ids=["create", "create-no-mount-ns", "run-detached"])
+                                                  ("run", True, 3), ("delete", False, 1)],
+                         ids=["create", "create-no-mount-ns", "run-detached", "delete"])
 def test_sigkill_at_every_step_leaves_nothing(tmp_path, verb, mount_ns, stride):
     cid = "f" + uuid.uuid4().hex[:10]
     marker = f"MINIRUN_FAULT_MARK={uuid.uuid4().hex}"
@@ -132,12 +134,17 @@ def test_sigkill_at_every_step_leaves_nothing(tmp_path, verb, mount_ns, stride):
     leaks = Leaks(cid, top, os.path.join(bundle, "rootfs"), marker)
     root = str(tmp_path / "state")
     env = dict(os.environ, MINIRUN_FAULT_MARK=marker.partition("=")[2])
-    args = ["create", "--bundle", bundle, cid] if verb == "create" else \
-        ["run", "-d", "--bundle", bundle, cid]
+    args = {"create": ["create", "--bundle", bundle, cid],
+            "run": ["run", "-d", "--bundle", bundle, cid],
+            "delete": ["delete", "--force", cid]}[verb]
     killed_points = leaky_points = 0
     kinds = {}
     try:
         for step in range(1, 400, stride):
+            if verb == "delete":
+                env.pop("MINIRUN_FAULT_STEP", None)
+                made = _minirun(root, "create", "--bundle", bundle, cid, env=env)
+                assert made.returncode == 0, made.stderr.decode()
             env["MINIRUN_FAULT_STEP"] = str(step)
             result = _minirun(root, *args, env=env)
             finished = result.returncode == 0
@@ -163,7 +170,8 @@ def test_sigkill_at_every_step_leaves_nothing(tmp_path, verb, mount_ns, stride):
         _minirun(root, "delete", "--force", cid)
     # Enough kill points to mean something (create alone announces dozens of steps),
     # and some of them did leave objects for delete --force to remove.
-    assert killed_points * stride >= 30 and leaky_points >= 5, (killed_points, leaky_points)
+    enough = 10 if verb == "delete" else 30
+    assert killed_points * stride >= enough and leaky_points >= 5, (killed_points, leaky_points)
     if not mount_ns:
         assert kinds.get("mount"), kinds  # some kill points left mounts in our namespace
     print(f"{verb} mount_ns={mount_ns}: {killed_points} kill points, {leaky_points} left "
