@@ -49,6 +49,9 @@ def load_resources(path):
 
 
 def update(root, container_id, resources):
+    from minirun import spec_validate
+
+    spec_validate.check_resources(resources)  # the spec's types and ranges, before any write
     with Container.load(root, container_id) as c:
         if c.status() == STOPPED:
             raise ContainerNotRunning(container_id)

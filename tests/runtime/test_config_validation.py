@@ -231,3 +231,23 @@ def test_cli_one_line_exit_1_nothing_left(runtime, bundle, cid, path, value):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and dotted(path).split("[")[0] in lines[0], lines
     assert runtime.ids() == [] and _leftovers(runtime.root, cid) == []
+
+
+@pytest.mark.parametrize("resources", [{"memory": {"limit": "lots"}},
+                                       {"memory": {"limit": 2**70}},
+                                       {"pids": {"limit": 1.5}},
+                                       {"cpu": {"shares": -2}}],
+                         ids=["string", "2**70", "fraction", "negative-shares"])
+def test_update_checks_resources_before_writing(runtime, bundle, cid, resources):
+    bundle.process["args"] = ["sleep", "300"]
+    bundle.save()
+    runtime("run", "-d", "--bundle", bundle.path, cid)
+    with open(os.path.join(runtime.root, cid, "state.json")) as f:
+        memory_dir = json.load(f)["cgroup"].get("dirs", {}).get("memory")
+    before = open(os.path.join(memory_dir, "memory.limit_in_bytes")).read() \
+        if memory_dir else None
+    out = runtime("update", "-r", "-", cid, check=False, input=json.dumps(resources))
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "resources: " in out.stderr
+    if memory_dir:
+        assert open(os.path.join(memory_dir, "memory.limit_in_bytes")).read() == before
