@@ -152,11 +152,12 @@ class StageRun:
             wrapped.exit_code = e.exit_code
             raise wrapped from None
 
-    def cached_step(self, key_text, apply, files=None, empty_layer=True):
+    def cached_step(self, key_text, apply, files=None, empty_layer=True, extra=None):
         """Look the step up in the cache; else apply(state) to a child state.
         apply returns True when it added a layer."""
         parent = self.state.digest
-        key = cachemod.key(parent, key_text, self.args, files)
+        key = cachemod.key(parent, key_text if extra is None else f"{key_text}\0{extra}",
+                           self.args, files)
         if not self.b.opts.no_cache:
             hit = self.b.cache.get(key)
             if hit is not None:
@@ -360,7 +361,8 @@ class StageRun:
                                       network=network, runtime_root=self.b.opts.runtime_root,
                                       quiet=self.b.opts.quiet)
                 return ws.commit(state, self.b.epoch)
-        self.cached_step(display, apply)
+        # RUN --network=none x is another step than RUN x (history shows the command)
+        self.cached_step(display, apply, extra=network if inst.flags.get("network") else None)
 
     def do_copy(self, inst, add=False):
         args = self.words(inst)
