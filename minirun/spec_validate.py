@@ -164,9 +164,19 @@ CONFIG = obj({
 # ------------------------------------------------------------------ checking
 
 class _Invalid(Exception):
-    def __init__(self, path, problem):
-        super().__init__(path, problem)
-        self.path, self.problem = path, problem
+    """A violation; `where` collects the path from the leaf up while the
+    error unwinds (no path strings are built when everything is valid)."""
+
+    def __init__(self, problem):
+        super().__init__(problem)
+        self.problem = problem
+        self.where = []  # innermost first: "limit", "memory", "resources", "linux"
+
+    def path(self):
+        out = ""
+        for step in reversed(self.where):
+            out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else step)
+        return out
 
 
 def _show(value):
@@ -176,7 +186,10 @@ def _show(value):
     elif value is True or value is False:
         text = "true" if value else "false"
     elif isinstance(value, str):
-        text = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        # As JSON writes it: quotes, backslashes and control characters escaped.
+        text = '"' + "".join(c if c >= " " and c not in '"\\' else
+                             "\\" + c if c in '"\\' else f"\\u{ord(c):04x}"
+                             for c in value) + '"'
     elif isinstance(value, dict):
         text = "an object"
     elif isinstance(value, list):
@@ -186,75 +199,84 @@ def _show(value):
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _is_int(value):
-    return type(value) is int  # bool is an int subclass, and not a JSON integer
-
-
-def _check(value, rule, path):
+def _check(value, rule):
     kind = rule[0]
-    if kind == "any":
-        return
-    if kind == "int":
-        if not _is_int(value):
-            if type(value) is float and value == int(value) and abs(value) < 2**53:
-                value = int(value)  # 1e3 or 5.0: an integer the way JSON numbers go
-            else:
-                raise _Invalid(path, f"{_show(value)} is not an integer")
-        if not rule[1] <= value <= rule[2]:
-            raise _Invalid(path, f"{_show(value)} is out of range ({rule[1]} to {rule[2]})")
-    elif kind == "str":
-        if not isinstance(value, str):
-            raise _Invalid(path, f"{_show(value)} is not a string")
-    elif kind == "bool":
-        if value is not True and value is not False:
-            raise _Invalid(path, f"{_show(value)} is not true or false")
-    elif kind == "abs":
-        if not isinstance(value, str):
-            raise _Invalid(path, f"{_show(value)} is not a string")
-        if not value.startswith("/"):
-            raise _Invalid(path, f"{_show(value)} is not an absolute path")
-    elif kind == "enum":
-        if not isinstance(value, str) or value not in rule[1]:
-            raise _Invalid(path, f"{_show(value)} is not one of {', '.join(sorted(rule[1]))}")
-    elif kind == "arr":
-        if not isinstance(value, list):
-            raise _Invalid(path, f"{_show(value)} is not an array")
-        for i, item in enumerate(value):
-            _check(item, rule[1], f"{path}[{i}]")
-    elif kind == "map":
-        if not isinstance(value, dict):
-            raise _Invalid(path, f"{_show(value)} is not an object")
-        for key, item in value.items():
-            if not key:
-                raise _Invalid(path, "has an empty key")
-            _check(item, rule[1], f"{path}.{key}")
-    elif kind == "obj":
-        if not isinstance(value, dict):
-            raise _Invalid(path, f"{_show(value)} is not an object")
-        fields, required = rule[1], rule[2]
-        for name in required:
+    if kind == "obj":
+        if type(value) is not dict:
+            raise _Invalid(f"{_show(value)} is not an object")
+        fields = rule[1]
+        for name in rule[2]:
             if value.get(name) is None:
-                raise _Invalid(f"{path}.{name}" if path else name, "is required")
+                err = _Invalid("is required")
+                err.where.append(name)
+                raise err
         for name, item in value.items():
             sub = fields.get(name)
             if sub is not None and item is not None:
-                _check(item, sub, f"{path}.{name}" if path else name)
+                try:
+                    _check(item, sub)
+                except _Invalid as err:
+                    err.where.append(name)
+                    raise
+    elif kind == "int":
+        if type(value) is not int:  # bool is an int subclass, and not a JSON integer
+            if type(value) is float and value == int(value) and abs(value) < 2**53:
+                value = int(value)  # 1e3 or 5.0: an integer the way JSON numbers go
+            else:
+                raise _Invalid(f"{_show(value)} is not an integer")
+        if not rule[1] <= value <= rule[2]:
+            raise _Invalid(f"{_show(value)} is out of range ({rule[1]} to {rule[2]})")
+    elif kind == "str":
+        if type(value) is not str:
+            raise _Invalid(f"{_show(value)} is not a string")
+    elif kind == "arr":
+        if type(value) is not list:
+            raise _Invalid(f"{_show(value)} is not an array")
+        item_rule = rule[1]
+        for i, item in enumerate(value):
+            try:
+                _check(item, item_rule)
+            except _Invalid as err:
+                err.where.append(i)
+                raise
+    elif kind == "bool":
+        if value is not True and value is not False:
+            raise _Invalid(f"{_show(value)} is not true or false")
+    elif kind == "abs":
+        if type(value) is not str:
+            raise _Invalid(f"{_show(value)} is not a string")
+        if not value.startswith("/"):
+            raise _Invalid(f"{_show(value)} is not an absolute path")
+    elif kind == "enum":
+        if type(value) is not str or value not in rule[1]:
+            raise _Invalid(f"{_show(value)} is not one of {', '.join(sorted(rule[1]))}")
+    elif kind == "map":
+        if type(value) is not dict:
+            raise _Invalid(f"{_show(value)} is not an object")
+        for key, item in value.items():
+            if not key:
+                raise _Invalid("has an empty key")
+            try:
+                _check(item, rule[1])
+            except _Invalid as err:
+                err.where.append(key)
+                raise
     elif kind == "weight":
-        _check(value, UINT16, path)
+        _check(value, UINT16)
         if value and not 10 <= value <= 1000:
-            raise _Invalid(path, f"{_show(value)} is out of range (10 to 1000, or 0 for unset)")
+            raise _Invalid(f"{_show(value)} is out of range (10 to 1000, or 0 for unset)")
     elif kind == "access":
-        if not isinstance(value, str) or not set(value) <= set("rwm"):
-            raise _Invalid(path, f"{_show(value)} is not made of the letters r, w and m")
+        if type(value) is not str or not set(value) <= set("rwm"):
+            raise _Invalid(f"{_show(value)} is not made of the letters r, w and m")
     elif kind == "option":
-        if not isinstance(value, str):
-            raise _Invalid(path, f"{_show(value)} is not a string")
+        if type(value) is not str:
+            raise _Invalid(f"{_show(value)} is not a string")
         if "," in value or "\0" in value or not value:
             # One option per entry: a comma would pass several to mount(2) unseen.
-            raise _Invalid(path, f"{_show(value)} is not a single mount option")
+            raise _Invalid(f"{_show(value)} is not a single mount option")
     elif kind == "seccomp":
-        _check(value, _seccomp_rule(), path)
-    else:  # pragma: no cover - a typo in the tables above
+        _check(value, _seccomp_rule())
+    elif kind != "any":  # pragma: no cover - a typo in the tables above
         raise AssertionError(f"unknown rule kind {kind!r}")
 
 
@@ -278,15 +300,16 @@ def _seccomp_rule():
     }, required=("defaultAction",))
 
 
-def check(value, rule=CONFIG, where="config.json", path=""):
+def check(value, rule=CONFIG, where="config.json"):
     """Raise ConfigError naming the first field of `value` that breaks `rule`."""
     try:
-        _check(value, rule, path)
+        _check(value, rule)
     except _Invalid as e:
+        path = e.path()
         if e.problem == "is required":
-            raise ConfigError(f"{where}: {e.path} is required") from None
-        if e.path:
-            raise ConfigError(f"{where}: {e.path}: {e.problem}") from None
+            raise ConfigError(f"{where}: {path} is required") from None
+        if path:
+            raise ConfigError(f"{where}: {path}: {e.problem}") from None
         raise ConfigError(f"{where}: {e.problem}") from None
     except RecursionError:
         raise ConfigError(f"{where}: nested too deeply") from None

@@ -218,6 +218,8 @@ CLI_CASES = [
     (("linux", "maskedPaths", 0), "proc/kcore"),
     (("mounts", 0, "options", 0), "ro,suid"),
     (("process", "cwd"), "tmp"),
+    (("process", "cwd"), "two\nlines"),  # shown escaped: the error stays one line
+    (("mounts", 0, "options", 0), "nul\u0000inside"),
     (("root",), MISSING),
 ]
 

@@ -124,7 +124,7 @@ def _minirun(root, *args, env=None):
 # variants (the time budget).  delete: of a created container without a mount
 # namespace, so that its mounts in ours are among what it undoes.
 @pytest.mark.parametrize("verb,mount_ns,stride", [("create", True, 1), ("create", False, 2),
-                                                  ("run", True, 3), ("delete", False, 1)],
+                                                  ("run", True, 4), ("delete", False, 1)],
                          ids=["create", "create-no-mount-ns", "run-detached", "delete"])
 def test_sigkill_at_every_step_leaves_nothing(tmp_path, verb, mount_ns, stride):
     cid = "f" + uuid.uuid4().hex[:10]
