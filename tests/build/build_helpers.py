@@ -139,9 +139,19 @@ class Podman:
         return dest, config
 
     def cleanup(self):
+        """Containers and images go; then any mount podman keeps under its
+        private root (overlay driver).  Not `system reset`: it would also
+        remove the host's podman networks."""
         self("rm", "-af", check=False)
         self("rmi", "-af", check=False)
-        self("system", "reset", "-f", check=False)
+        unmount_below(self.base)
+
+
+def unmount_below(base):
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    for point in sorted((p for p in points if p.startswith(base + "/")), key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], check=False)
 
 
 def describe(root):
