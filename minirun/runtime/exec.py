@@ -57,7 +57,11 @@ def process_from_flags(config, args, *, env=(), cwd=None, user=None, caps=(), tt
         process["user"]["additionalGids"] = [int(g) for g in additional_gids]
     if caps:
         sets = process.get("capabilities") or {}
-        for kind in ("bounding", "effective", "permitted", "ambient"):
+        # Ambient too only when the config has inheritable caps: without them
+        # none can be ambient (runc's rule for `exec --cap`).
+        kinds = ("bounding", "effective", "permitted") + \
+            (("ambient",) if sets.get("inheritable") else ())
+        for kind in kinds:
             sets[kind] = sorted(set(sets.get(kind) or []) | set(caps))
         process["capabilities"] = sets
     spec.validate_process(process)
