@@ -2,12 +2,15 @@
 """The Docker-like front end: `run --rm IMAGE true` next to podman, and the
 monitor's memory next to conmon's.
 
-    sudo /opt/minirun/venv/bin/python bench/frontend_run.py [-n 15] [--containers 1,10,50]
+    sudo /opt/minirun/venv/bin/python bench/frontend_run.py [-n 15] [--ps 100] [--containers 1,10,50]
 
-Rows:
-  run --rm busybox true          wall time of the whole command, median of n (and min),
+Rows (one interleaved loop per row: minirun and podman alternate, order rotated):
+  python -S -c pass              the interpreter's own start-up, the floor of any call
+  run --rm busybox true          wall time of the whole command, median of n,
                                  with the default bridge network and with --network none;
                                  podman uses runc (crun refuses hybrid cgroup hosts)
+  run -d busybox sleep           until the command returns (the container runs on)
+  ps with N running              the listing with --ps containers running (default 100)
   monitor / conmon memory        RSS and PSS of what holds detached containers: minirun's
                                  one monitor per --root (all containers), podman's conmon
                                  (one per container), for 1, 10, 50 `sleep` containers
@@ -38,15 +41,6 @@ def sh(argv, env=None, check=True, **kw):
     if check and res.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({res.returncode}): {res.stderr.strip()}")
     return res
-
-
-def timed(argv, env, n):
-    samples = []
-    for _ in range(n):
-        t0 = time.monotonic()
-        sh(argv, env)
-        samples.append(time.monotonic() - t0)
-    return samples
 
 
 def memory(pid):
@@ -129,6 +123,28 @@ runroot = "{d}/run"
         sh(["podman", "rm", "-af", "-t", "0"], self.env, check=False)
 
 
+def interleaved(tools, argvs, n, after=None):
+    """Wall times of argvs[tool] for every tool, n rounds, order rotated per
+    round: machine load falls on every column alike."""
+    out = {t.name: [] for t in tools}
+    for i in range(n):
+        for tool in tools[i % len(tools):] + tools[:i % len(tools)]:
+            t0 = time.monotonic()
+            res = sh(argvs[tool.name], tool.env)
+            out[tool.name].append(time.monotonic() - t0)
+            if after:
+                after(tool, res)
+    return out
+
+
+def row(label, samples, tools):
+    base = samples[tools[0].name]
+    cells = [f"{statistics.median(samples[t.name]) * 1000:7.0f}" for t in tools]
+    ratios = [f"{statistics.median(a / b for a, b in zip(base, samples[t.name])):5.2f}"
+              for t in tools[1:]]
+    return f"| {label} | " + " | ".join(cells + ratios) + " |"
+
+
 def inner(args):
     """Runs inside the private namespaces."""
     sh(["ip", "link", "set", "lo", "up"])
@@ -136,19 +152,38 @@ def inner(args):
     tools = [Minirun(base)]
     if shutil.which("podman") and not args.no_podman:
         tools.append(Podman(base))
-    rows = []
-    for tool in tools:
-        for net in ("bridge", "none"):
-            extra = [] if net == "bridge" else ["--network", "none"]
-            argv = tool.cmd("run", "--rm", *extra, "busybox", "true")
-            sh(argv, tool.env)  # warm caches (image layers unpacked, monitor/netavark ready)
-            s = timed(argv, tool.env, args.n)
-            med, low = statistics.median(s) * 1000, min(s) * 1000
-            rows.append((f"{tool.name} run --rm busybox true ({net})",
-                         f"median {med:6.0f} ms   min {low:6.0f} ms"))
-    print("\n".join(f"{a:48} {b}" for a, b in rows), flush=True)
+    names = [t.name for t in tools]
+    print("| measurement (ms, median of %d) | " % args.n + " | ".join(names)
+          + "".join(f" | {names[0]}/{p}" for p in names[1:]) + " |")
+    print("|" + "---|" * (1 + 2 * len(tools) - 1))
+    floor = {t.name: [sys.executable, "-S", "-c", "pass"] for t in tools}
+    print(row("python -S -c pass (the floor)", interleaved(tools, floor, args.n), tools))
+    for net in ("bridge", "none"):
+        extra = [] if net == "bridge" else ["--network", "none"]
+        argvs = {t.name: t.cmd("run", "--rm", *extra, "busybox", "true") for t in tools}
+        for t in tools:
+            sh(argvs[t.name], t.env)  # warm caches (layers unpacked, monitor/netavark ready)
+        print(row(f"run --rm busybox true ({net})", interleaved(tools, argvs, args.n), tools),
+              flush=True)
+    detached = {t.name: [] for t in tools}
+
+    def keep(tool, res):
+        detached[tool.name].append(res.stdout.strip())
+
+    argvs = {t.name: t.cmd("run", "-d", "--network", "none", "busybox", "sleep", "3600")
+             for t in tools}
+    print(row("run -d busybox sleep (--network none)",
+              interleaved(tools, argvs, args.n, keep), tools), flush=True)
+    for t in tools:  # up to --ps containers each, then time `ps`
+        while len(detached[t.name]) < args.ps:
+            detached[t.name].append(sh(argvs[t.name], t.env).stdout.strip())
+    argvs = {t.name: t.cmd("ps") for t in tools}
+    print(row(f"ps with {args.ps} running", interleaved(tools, argvs, args.n), tools),
+          flush=True)
+    for t in tools:
+        t.cleanup()
     print()
-    counts = [int(c) for c in args.containers.split(",")]
+    counts = [int(c) for c in args.containers.split(",") if c]
     for tool in tools:
         started = 0
         for count in counts:
@@ -171,7 +206,8 @@ def inner(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=15, help="runs per timing row")
-    parser.add_argument("--containers", default="1,10,50")
+    parser.add_argument("--containers", default="1,10,50", help="for the memory rows ('' skips)")
+    parser.add_argument("--ps", type=int, default=100, help="containers running for the ps row")
     parser.add_argument("--no-podman", action="store_true")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -182,7 +218,8 @@ def main():
     script = 'mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs /var/lib && exec "$@"'
     argv = ["unshare", "--mount", "--net", "--propagation", "private", "sh", "-c", script, "sh",
             sys.executable, os.path.abspath(__file__), "--inner", "-n", str(args.n),
-            "--containers", args.containers] + (["--no-podman"] if args.no_podman else [])
+            "--containers", args.containers, "--ps", str(args.ps)] + (
+                ["--no-podman"] if args.no_podman else [])
     os.execvp(argv[0], argv)
 
 
