@@ -37,7 +37,7 @@ class BuildOptions:
 
     def __init__(self, context, dockerfile=None, tags=(), build_args=None, target=None,
                  no_cache=False, pull=False, network="host", quiet=False, runtime_root=None,
-                 store_root=None, platform=None):
+                 store_root=None, platform=None, labels=None, iidfile=None):
         self.context = os.path.abspath(context)
         self.dockerfile = dockerfile
         self.tags = list(tags)
@@ -50,6 +50,8 @@ class BuildOptions:
         self.runtime_root = runtime_root
         self.store_root = store_root
         self.platform = platform
+        self.labels = dict(labels or {})   # --label: set on the final image
+        self.iidfile = iidfile
 
 
 def parse_build_args(items, environ=None):
@@ -202,10 +204,20 @@ def run_build(opts, out=None):
             final = builder.build(text)
         finally:
             builder.close()
+        if opts.labels:
+            final = final.child()
+            final.run_config["Labels"] = {**(final.run_config.get("Labels") or {}),
+                                          **opts.labels}
+            final.digest = None
         digest = final.digest or final.write(store)
         image = mf.Image(store, digest)
         for ref in refs:
             store.tag(ref, digest)
+    if opts.iidfile:
+        tmp = f"{opts.iidfile}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            f.write(image.id)
+        os.replace(tmp, opts.iidfile)
     if opts.quiet:
         (out or sys.stdout).write(image.id + "\n")
         return image

@@ -23,11 +23,18 @@ store_option = click.option(
               help="Network of RUN steps: default (= host) or none.")
 @click.option("--platform", metavar="OS/ARCH", help="Platform of the FROM images.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image id.")
+@click.option("--label", "labels", multiple=True, metavar="K=V",
+              help="Set a label on the final image (repeatable).")
+@click.option("--iidfile", metavar="FILE", help="Write the image id to FILE.")
+@click.option("--rm/--no-rm", "remove", default=True,
+              help="Accepted for Docker compatibility: step containers are always removed.")
+@click.option("--force-rm", is_flag=True,
+              help="Accepted for Docker compatibility: step containers are always removed.")
 @store_option
 @click.argument("context", default=".")
 @click.pass_context
 def build(ctx, tags, dockerfile, build_args, target, no_cache, pull, network, platform, quiet,
-          store_root, context):
+          labels, iidfile, remove, force_rm, store_root, context):
     """Build an image from a Dockerfile.
 
     \b
@@ -53,7 +60,8 @@ def build(ctx, tags, dockerfile, build_args, target, no_cache, pull, network, pl
                         build_args=parse_build_args(build_args), target=target,
                         no_cache=no_cache, pull=pull, network=network, quiet=quiet,
                         runtime_root=(ctx.obj or {}).get("root"), store_root=store_root,
-                        platform=platform)
+                        platform=platform, iidfile=iidfile,
+                        labels=dict(item.partition("=")[::2] for item in labels))
     run_build(opts)
 
 

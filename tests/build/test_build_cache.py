@@ -69,9 +69,13 @@ def test_cache_hits_and_invalidation(minirun, context):
     minirun("rmi", "cache-test")
 
 
-def test_quiet_prints_only_the_id(minirun, context):
-    res = minirun.build(context, "-q")
+def test_quiet_prints_only_the_id(minirun, context, tmp_path):
+    res = minirun.build(context, "-q", "--rm", "--label", "team=build", "--iidfile",
+                        tmp_path / "iid", "-t", "quiet")
     assert re.fullmatch(r"sha256:[0-9a-f]{64}\n", res.stdout), res.stdout
+    assert (tmp_path / "iid").read_text() == res.stdout.strip() == minirun.image("quiet").id
+    assert minirun.config("quiet")["config"]["Labels"]["team"] == "build"
+    minirun("rmi", "quiet")
 
 
 def test_source_date_epoch_reproducible(minirun, context):
