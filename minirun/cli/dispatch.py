@@ -11,9 +11,11 @@
     ps              no ID is given                           an ID is given (its processes)
     events          no ID is given                           an ID is given (runc's stats)
 
-runc's flags for engines (exec --process, kill --all, delete --force, update
---resources, create --bundle ...) always mean runc's form, so containerd's
-and podman's calls are unchanged.  The decision costs a stat or two (see
+runc's flags for engines (exec --process, kill --all, update --resources,
+create --bundle ...) and the global --log (containerd's shim passes it on every
+call) always mean runc's form, so containerd's and podman's calls are
+unchanged; podman's ids are 64-hex and match a front-end container only by
+its full id.  The decision costs a stat or two (see
 frontend/lookup.py); the engines' plain create/start/kill/delete calls are
 usually decided in cli/fastpath.py without importing click at all.
 docs/frontend.md has the same table.
@@ -136,7 +138,8 @@ class Dispatcher(click.Command):
         if args in (["--help"], ["-h"]):
             self._both_helps(info_name, parent)
         root = (parent.obj or {}).get("root", "/run/minirun") if parent else "/run/minirun"
-        target = self.oci_cmd if self.pick(args, root) else self.docker_cmd
+        engine = parent is not None and parent.params.get("log_file")  # containerd's calls
+        target = self.oci_cmd if engine or self.pick(args, root) else self.docker_cmd
         return target.make_context(info_name, args, parent=parent, **extra)
 
     def _both_helps(self, info_name, parent):

@@ -87,7 +87,8 @@ def parse(args):
             return None  # `run/create IMAGE` (the Docker-like form) is click's to dispatch
         if verb == "run" and "bundle" not in opts:
             return None
-    if verb in ("start", "kill", "delete"):
+    if verb in ("start", "kill", "delete") and "log_file" not in glob:
+        # (containerd's shim passes --log on every call: always runc's verbs)
         from minirun.frontend import lookup
 
         if lookup.docker_side(opts["container_id"], glob.get("root", "/run/minirun")):

@@ -55,6 +55,10 @@ def test_dual_meaning_verbs(docker, tmp_path):
         assert docker.inspect("web", "{{.State.Status}} {{.State.ExitCode}}") == "exited 137"
         docker("kill", "ocictr", "9")                            # runc's: ID SIGNAL
         wait_for(lambda: json.loads(docker("state", "ocictr").stdout)["status"] == "stopped")
+        # containerd's shim (--log on every call) repeats `delete --force ID` after its
+        # container is gone: runc's "nothing to do", never Docker's rm of a same-named one
+        docker("--log", tmp_path / "shim.log", "delete", "--force", "web")
+        assert docker.inspect("web", "{{.Name}}") == "/web"
         res = docker("delete", "web", check=False)               # Docker's rm of a stopped one
         assert res.returncode == 0 and res.stdout == "web\n"
         docker("delete", "ocictr")                               # runc's delete
