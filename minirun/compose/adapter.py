@@ -127,8 +127,12 @@ def run_options(config, service_name, *, name, labels, command=None, entrypoint=
         auto_remove=auto_remove,
         labels=[f"{k}={v}" for k, v in {**(svc.get("labels") or {}), **labels}.items()],
         stop_signal=svc.get("stop_signal"), stop_timeout=stop_timeout, **_health(svc))
-    # Found by these names on its network (the embedded DNS): the service, and
+    # Found by these names on each network (the embedded DNS): the service, and
     # the aliases given for that network; the container's own name comes anyway.
-    aliases = [service_name, *((svc["networks"][net] or {}).get("aliases") or [])]
-    opts.network_aliases = aliases
+    def aliases(key):
+        return [service_name, *((svc["networks"][key] or {}).get("aliases") or [])]
+
+    opts.network_aliases = aliases(net)
+    opts.extra_networks = [(network_name(config, key), aliases(key))
+                           for key in list(svc["networks"])[1:]]
     return opts

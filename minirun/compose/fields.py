@@ -335,9 +335,6 @@ def networks(where, value, declared):
         if "aliases" in spec:
             entry["aliases"] = list_of_str(f"{where}.{name}.aliases", spec["aliases"])
         out[name] = entry or None
-    if len(out) > 1:
-        fail(where, "minirun attaches a container to one network: more than one is not "
-                    "supported yet")
     return out
 
 

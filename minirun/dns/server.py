@@ -38,7 +38,7 @@ class NameTable:
     def __init__(self, root):
         self.dir = os.path.join(root, ".network", "endpoints")
         self._stamp = None
-        self.network_of = {}    # container id -> network name
+        self.network_of = {}    # container id -> its network names
         self.upstreams = {}     # container id -> its own forwarders (--dns)
         self.names = {}         # (network, name) -> [ip, ...]
         self.reverse = {}       # (network, ip) -> name
@@ -65,8 +65,8 @@ class NameTable:
                 continue
             if ep.get("mode") != "bridge" or not ep.get("ip") or ep.get("state") != "attached":
                 continue
-            net, ip, cid = ep["network"], ep["ip"], ep["container_id"]
-            network_of[cid] = net
+            net, ip, cid = ep["network"], ep["ip"], ep.get("of") or ep["container_id"]
+            network_of.setdefault(cid, []).append(net)   # "of": a network added by connect()
             if ep.get("dns_upstreams"):
                 upstreams[cid] = list(ep["dns_upstreams"])
             own = [*ep.get("aliases", []), ep.get("hostname"), cid[:12]]
@@ -79,9 +79,12 @@ class NameTable:
         self._stamp = mtime if time.time_ns() - mtime > TRUST_AFTER_NS else None
 
     def lookup(self, cid, name):
+        """Addresses of `name` on the networks of container `cid` (None: unknown)."""
         self.refresh()
-        net = self.network_of.get(cid)
-        return None if net is None else self.names.get((net, name))
+        found = []
+        for net in self.network_of.get(cid, ()):
+            found += [ip for ip in self.names.get((net, name), ()) if ip not in found]
+        return found or None
 
     def pointer(self, cid, name):
         """The name of a container for a PTR query of its address, or None."""
@@ -92,8 +95,11 @@ class NameTable:
         if len(parts) != 4:
             return None
         self.refresh()
-        net = self.network_of.get(cid)
-        return None if net is None else self.reverse.get((net, ".".join(reversed(parts))))
+        ip = ".".join(reversed(parts))
+        for net in self.network_of.get(cid, ()):
+            if (net, ip) in self.reverse:
+                return self.reverse[(net, ip)]
+        return None
 
 
 def host_nameservers(path=HOST_RESOLV_CONF):

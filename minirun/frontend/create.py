@@ -57,6 +57,10 @@ def _check_against_store(fe, opts):
         net.inspect_network(network, root=fe.root)  # "network foo not found"
     if mode == "container":
         network = "container:" + fe.resolve(network.partition(":")[2])
+    for extra, _ in opts.extra_networks:
+        if mode != "bridge" or network == "bridge":
+            raise MinirunError("a container joins more networks only from a user-defined one")
+        net.inspect_network(extra, root=fe.root)
     if opts.ipc.startswith("container:"):   # Docker's --ipc container:NAME, by id
         opts.ipc = "container:" + fe.resolve(opts.ipc.partition(":")[2])
     elif opts.ipc not in ("", "host", "private"):

@@ -282,6 +282,7 @@ def new_record(fe, cid, name, image, opts, *, spec, rootfs, bundle_dir, hostname
         # minirun's own fields
         "Healthcheck": health,
         "NetworkAliases": list(opts.network_aliases),
+        "ExtraNetworks": [[n, list(a)] for n, a in opts.extra_networks],
         "ManualStop": False,
         "RestartDelay": 0,
         "Store": fe.store_root,

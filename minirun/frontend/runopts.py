@@ -141,6 +141,7 @@ class RunOptions:
     dns: list = field(default_factory=list)
     dns_search: list = field(default_factory=list)
     network_aliases: list = field(default_factory=list)  # more names on its network
+    extra_networks: list = field(default_factory=list)  # [(network, [aliases])] after the first
     restart: dict = field(default_factory=lambda: {"Name": "no", "MaximumRetryCount": 0})
     health: HealthFlags = field(default_factory=HealthFlags)
     init: bool = False

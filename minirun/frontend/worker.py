@@ -107,6 +107,9 @@ def _start_runtime(fe, cid):
                           dns_search=host.get("DnsSearch") or None,
                           extra_hosts=[h.split(":", 1) for h in host.get("ExtraHosts") or ()],
                           embedded_dns=True, root=fe.root)
+        for extra, extra_aliases in rec.get("ExtraNetworks") or ():
+            net.connect(cid, pid, extra, hostname=hostname, root=fe.root,
+                        aliases=[rec["Name"].lstrip("/"), *extra_aliases])
         if info.get("embedded_dns"):
             # 127.0.0.11 in its netns, answered by the monitor (minirun/dns/server.py)
             from minirun.network import embedded

@@ -14,11 +14,12 @@ Modules:
 
 Importing this package does not import pyroute2.
 """
-from minirun.network.api import (attach, cleanup_stale, create_network, detach, endpoint, etc_files,
+from minirun.network.api import (attach, cleanup_stale, connect, create_network, detach, endpoint,
+                                 etc_files,
                                  inspect_network, list_networks, parse_mode, purge, remove_network)
 from minirun.network.ports import parse_publish
 from minirun.network.store import DEFAULT_NETWORK, DEFAULT_ROOT, Store
 
-__all__ = ["attach", "detach", "cleanup_stale", "etc_files", "endpoint", "create_network", "remove_network",
+__all__ = ["attach", "connect", "detach", "cleanup_stale", "etc_files", "endpoint", "create_network", "remove_network",
            "list_networks", "inspect_network", "purge", "parse_mode", "parse_publish", "DEFAULT_NETWORK",
            "DEFAULT_ROOT", "Store"]

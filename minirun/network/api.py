@@ -503,17 +503,90 @@ def attach(container_id, netns=None, network=DEFAULT_NETWORK, publish=(), hostna
     return _result(store, ep)
 
 
+def connect(container_id, netns, network, hostname=None, aliases=(), root=DEFAULT_ROOT):
+    """Connect an attached container to one more user-defined network (Compose's
+    several `networks:`): its next interface (eth1, eth2, ...) and an address
+    there, without a default route (the first network keeps it).  Recorded as
+    the endpoint "<id>+<network>"; detach(<id>) removes it with the rest.
+    Returns what attach returns, for that interface."""
+    from minirun.network import nat, veth
+
+    check_container_id(container_id)
+    mode, name = parse_mode(network)
+    if mode != "bridge":
+        raise MinirunError(f"cannot connect {container_id} to {network}: not a bridge network")
+    aliases = [a for a in aliases or () if a]
+    hostname = hostname or container_id[:12]
+    _check_names(hostname, aliases, None, None, None)
+    eid = f"{container_id}+{name}"
+    check_container_id(eid)
+    store = Store(root)
+    nsfd = _open_netns(netns)
+    try:
+        with store.lock():
+            first = store.endpoint(container_id)
+            if first is None or first.get("mode") != "bridge":
+                raise MinirunError(f"container {container_id} has no bridge network to add to")
+            if first["network"] == name or store.endpoint(eid) is not None:
+                raise MinirunError(f"container {container_id} is already connected to network "
+                                   f"{name}")
+            net = _network(store, name)
+            if net.get("default"):
+                raise MinirunError("the default bridge network can only be a container's first")
+            n = 1 + sum(1 for e in store.endpoints() if e.get("of") == container_id)
+            ip = ipam.allocate(net, eid)
+            store.save_network(net)
+            ep = {"container_id": eid, "of": container_id, "mode": "bridge", "network": name,
+                  "hostname": hostname, "aliases": aliases, "ports": [], "state": "attaching",
+                  "owner": _me(), "created": _now(), "netns": netns_path(netns),
+                  "ip": ip, "prefixlen": ipaddress.ip_network(net["subnet"]).prefixlen,
+                  "gateway": net["gateway"], "mac": ipam.mac_for(ip), "bridge": net["bridge"],
+                  "host_veth": store.host_veth(eid), "ifname": f"eth{n}"}
+            if first.get("dns"):
+                ep["dns"] = first["dns"]
+            if first.get("container_pid"):
+                ep["container_pid"] = first["container_pid"]
+            store.save_endpoint(ep)
+        try:
+            created, mtu = _ensure_bridge(net, store)
+            veth.plug(nsfd, ep["host_veth"], net["bridge"], ip, ep["prefixlen"], net["gateway"],
+                      ep["mac"], mtu, ifname=ep["ifname"], default_route=False)
+            with store.lock():
+                ep["state"] = "attached"
+                store.save_endpoint(ep)
+                if created:
+                    nat.sync(store)
+                _refresh_peers(store, name)
+        except BaseException as e:
+            with store.lock(), contextlib.suppress(Exception):
+                _detach(store, eid)
+            if not isinstance(e, Exception):
+                raise
+            raise _kernel_error(f"connecting {container_id} to network {name}", e) from e
+    finally:
+        os.close(nsfd)
+    return _result(store, ep)
+
+
 def detach(container_id, root=DEFAULT_ROOT):
-    """Remove a container's network: veth, address, port rules, name files.
-    Idempotent; returns False if there was nothing to do.  Cheap when the
-    container never had a network (no netlink, no pyroute2 import)."""
+    """Remove a container's network: veth, address, port rules, name files, and
+    the networks connect() added.  Idempotent; returns False if there was nothing
+    to do.  Cheap when the container never had a network (no netlink, no pyroute2)."""
     check_container_id(container_id)
     store = Store(root)
-    if not os.path.exists(os.path.join(store.dir, "endpoints", f"{container_id}.json")):
+    endpoints = os.path.join(store.dir, "endpoints")
+    try:
+        more = [n[:-5] for n in os.listdir(endpoints)
+                if n.startswith(container_id + "+") and n.endswith(".json")]
+    except FileNotFoundError:
+        more = []
+    if not more and not os.path.exists(os.path.join(endpoints, f"{container_id}.json")):
         shutil.rmtree(store.files_dir(container_id), ignore_errors=True)
         return False
     with store.lock():
         try:
+            for eid in more:
+                _detach(store, eid)
             return _detach(store, container_id)
         except Exception as e:
             raise _kernel_error(f"disconnecting {container_id}", e) from e

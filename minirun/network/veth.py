@@ -43,9 +43,11 @@ def iproute_in(netns_fd):
     return IPRoute(groups=0, fileno=_netlink_socket_in(netns_fd))
 
 
-def plug(netns_fd, host_name, bridge, ip, prefixlen, gateway, mac, mtu, ifname="eth0"):
+def plug(netns_fd, host_name, bridge, ip, prefixlen, gateway, mac, mtu, ifname="eth0",
+         default_route=True):
     """Connect the netns at `netns_fd` to `bridge`: veth `host_name` <-> `ifname`,
-    address ip/prefixlen, default route via gateway, lo and ifname up."""
+    address ip/prefixlen, default route via gateway (not for a container's second
+    network: its subnet's route is enough), lo and ifname up."""
     with iproute() as ipr:
         br = link_index(ipr, bridge)
         if br is None:
@@ -76,9 +78,10 @@ def plug(netns_fd, host_name, bridge, ip, prefixlen, gateway, mac, mtu, ifname="
         ns.addr("add", index=dev, address=ip, prefixlen=prefixlen)
         step("netlink RTM_NEWLINK", f"{ifname} up (container)", "", "ip-link(8)")
         ns.link("set", index=dev, state="up")
-        step("netlink RTM_NEWROUTE", f"default via {gateway} (container)",
-             "send everything else to the bridge", "ip-route(8)")
-        ns.route("add", dst="0.0.0.0/0", gateway=gateway, oif=dev)
+        if default_route:
+            step("netlink RTM_NEWROUTE", f"default via {gateway} (container)",
+                 "send everything else to the bridge", "ip-route(8)")
+            ns.route("add", dst="0.0.0.0/0", gateway=gateway, oif=dev)
 
 
 def loopback_up(netns_fd):

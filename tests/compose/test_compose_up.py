@@ -278,3 +278,46 @@ def test_build_and_one_off_run(docker, tmp_path):
     assert docker.ids() == set()
     compose(docker, app, "down")
     docker("rmi", "built-app")
+
+
+def test_a_service_on_two_networks(docker, tmp_path):
+    app = tmp_path / "tiers"
+    app.mkdir()
+    hold = f'["sh", "-c", "{HOLD.format("")}"]'
+    (app / "compose.yaml").write_text(f"""
+services:
+  proxy:
+    image: busybox
+    command: {hold}
+    networks: [front, back]
+  web:
+    image: busybox
+    command: {hold}
+    networks: [front]
+  db:
+    image: busybox
+    command: {hold}
+    networks:
+      back: {{aliases: [database]}}
+networks:
+  front:
+  back:
+""")
+    compose(docker, app, "up", "-d")
+    links = compose(docker, app, "exec", "-T", "proxy", "ip", "-o", "-4", "addr").stdout
+    assert " eth0 " in links and " eth1 " in links
+    for name in ("web", "database"):     # one on each network
+        res = compose(docker, app, "exec", "-T", "proxy", "ping", "-c", "1", "-W", "2", name)
+        assert "1 packets received" in res.stdout
+    res = compose(docker, app, "exec", "-T", "web", "nslookup", "db", check=False)
+    assert res.returncode != 0           # not on a network web shares
+    out = compose(docker, app, "exec", "-T", "db", "nslookup", "proxy").stdout
+    assert out.count("Address:") == 2    # the server's, and proxy's on "back" only
+    from minirun import network
+
+    second = [ep["host_veth"] for ep in network.Store(docker.root).endpoints() if ep.get("of")]
+    assert len(second) == 1
+    compose(docker, app, "down")
+    assert docker.ids() == set()
+    assert not os.path.exists(f"/sys/class/net/{second[0]}")
+    assert network.Store(docker.root).endpoints() == []

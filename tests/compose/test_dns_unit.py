@@ -275,3 +275,18 @@ def test_real_sockets_udp_and_tcp(tmp_path):
         t.join()
         res.close()
     assert res.sockets == {} and not sel.get_map()
+
+
+def test_a_container_on_two_networks_sees_both(tmp_path):
+    a, b, c = "a" * 64, "b" * 64, "c" * 64
+    write_endpoint(tmp_path, a, "front", "10.1.0.2", aliases=["proxy"])
+    write_endpoint(tmp_path, a + "+back", "back", "10.2.0.2", aliases=["proxy"], of=a)
+    write_endpoint(tmp_path, b, "front", "10.1.0.3", aliases=["web"])
+    write_endpoint(tmp_path, c, "back", "10.2.0.3", aliases=["db"])
+    res = make_resolver(tmp_path)
+    assert res.table.lookup(a, "web") == ["10.1.0.3"]
+    assert res.table.lookup(a, "db") == ["10.2.0.3"]
+    assert res.table.lookup(b, "db") is None               # not on "back"
+    assert res.table.lookup(c, "proxy") == ["10.2.0.2"]    # its address on "back"
+    assert res.table.lookup(b, "proxy") == ["10.1.0.2"]
+    assert res.table.pointer(c, "2.0.2.10.in-addr.arpa") == "proxy"
