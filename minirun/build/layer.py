@@ -27,7 +27,7 @@ OPAQUE = ".wh..wh..opq"
 _OVERLAY_XATTR = ("trusted.overlay.", "user.overlay.")
 
 
-class _DiffSink:
+class DiffSink:
     """The uncompressed tar stream: hash it, gzip it into the blob writer."""
 
     def __init__(self, blob):
@@ -160,7 +160,7 @@ def write_layer(store, upper, epoch=None, exclude=()):
     """Tar+gzip the upper dir into a store blob (leaving out the relative
     paths in `exclude`).  Returns the layer descriptor and its diff_id."""
     with store.blob_writer(what="layer") as blob:
-        sink = _DiffSink(blob)
+        sink = DiffSink(blob)
         with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT,
                           encoding="utf-8", errors="surrogateescape") as tar:
             _Writer(tar, epoch, exclude).walk(upper)

@@ -24,7 +24,7 @@ def import_tarball(fe, fileobj, ref=None, message="", source="-"):
     store = fe.image_store()
     store.ensure()
     with store.blob_writer(what="layer") as blob:
-        sink = layermod._DiffSink(blob)
+        sink = layermod.DiffSink(blob)
         head = fileobj.read(512)
         if len(head) < 512 or not _is_tar(head):
             raise MinirunError("the input is not a tar archive")
