@@ -109,3 +109,23 @@ def test_add_url_like_podman(minirun, podman, http_dir, tmp_path):
     assert minirun.build(ctx, "-t", "addurl").stdout.count("Using cache") == 0
     minirun("rmi", "addurl")
     podman("rmi", "addurl")
+
+
+def test_from_pulls_a_missing_base(minirun, busybox_layout, tmp_path):
+    if not shutil.which("docker-registry") or not shutil.which("skopeo"):
+        pytest.skip("needs docker-registry and skopeo")
+    from registrytest import Registry, skopeo_push
+
+    registry = Registry(str(tmp_path / "registry"))
+    try:
+        base = f"{registry.addr}/base/busybox:1"
+        skopeo_push(busybox_layout, "latest", base)
+        ctx = write_tree(str(tmp_path / "ctx"), {
+            "Dockerfile": f"FROM {base}\nRUN echo on-pulled > /p\n"})
+        # 127.0.0.1 is spoken to over plain http, as Docker does for a local registry
+        minirun.build(ctx, "-t", "on-pulled")
+        assert minirun.image(base)  # pulled into the store by the build
+        assert minirun("run", "--rm", "on-pulled", "cat", "/p").stdout == "on-pulled\n"
+        minirun("rmi", "on-pulled", base)
+    finally:
+        registry.stop()
