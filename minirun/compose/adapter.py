@@ -85,6 +85,15 @@ def _health(svc):
     return out
 
 
+def _restart(svc):
+    from minirun.compose.fields import restart_from_policy
+
+    policy = (svc.get("deploy") or {}).get("restart_policy")
+    if "restart" in svc or policy is None:
+        return svc.get("restart", "no")
+    return restart_from_policy(policy)
+
+
 def run_options(config, service_name, *, name, labels, command=None, entrypoint=None,
                 extra_env=(), publish=True, tty=None, interactive=None, auto_remove=False):
     """The front end's RunOptions for one container of a service (validated:
@@ -120,7 +129,7 @@ def run_options(config, service_name, *, name, labels, command=None, entrypoint=
         cpus=limits.get("cpus") or svc.get("cpus"),
         pids_limit=limits.get("pids") or svc.get("pids_limit"),
         cap_add=svc.get("cap_add") or (), cap_drop=svc.get("cap_drop") or (),
-        restart="no" if auto_remove else svc.get("restart", "no"),
+        restart="no" if auto_remove else _restart(svc),
         init=svc.get("init", False),
         tty=svc.get("tty", False) if tty is None else tty,
         interactive=svc.get("stdin_open", False) if interactive is None else interactive,

@@ -328,7 +328,7 @@ def networks(where, value, declared):
             continue
         if not isinstance(spec, dict):
             fail(f"{where}.{name}", "must be a mapping or null")
-        unknown = set(spec) - {"aliases", "ipv4_address", "priority"}
+        unknown = set(spec) - {"aliases", "priority"}   # priority: read, not used
         if unknown:
             fail(f"{where}.{name}", f"additional property {sorted(unknown)[0]!r} is not allowed")
         entry = {}
@@ -341,7 +341,7 @@ def networks(where, value, declared):
 def deploy(where, value):
     if not isinstance(value, dict):
         fail(where, f"must be a mapping, not {type_name(value)}")
-    unknown = set(value) - {"replicas", "resources", "restart_policy", "labels", "mode"}
+    unknown = set(value) - {"replicas", "resources", "restart_policy", "mode"}
     if unknown:
         fail(where, f"additional property {sorted(unknown)[0]!r} is not allowed")
     out = {}
@@ -362,11 +362,35 @@ def deploy(where, value):
                                               f"not allowed")
         out["resources"] = {"limits": {k: (string(f"{where}.resources.limits.{k}", v)
                                            if k != "pids" else v) for k, v in limits.items()}}
-    if "restart_policy" in value:
-        out["restart_policy"] = value["restart_policy"]
-    if "labels" in value:
-        out["labels"] = mapping(f"{where}.labels", value["labels"])
+    if value.get("mode", "replicated") != "replicated":
+        fail(f"{where}.mode", f"{value['mode']!r} is not available here (only replicated)")
+    policy = value.get("restart_policy")
+    if policy is not None:
+        w = f"{where}.restart_policy"
+        if not isinstance(policy, dict) or set(policy) - {"condition", "max_attempts", "delay",
+                                                          "window"}:
+            fail(w, "must be a mapping of condition, max_attempts (delay, window)")
+        condition = policy.get("condition", "any")
+        if condition not in ("none", "on-failure", "any"):
+            fail(f"{w}.condition", f"must be none, on-failure or any, not {condition!r}")
+        entry = {"condition": condition}
+        if "max_attempts" in policy:
+            if not isinstance(policy["max_attempts"], int) or policy["max_attempts"] < 0:
+                fail(f"{w}.max_attempts", "must be a non-negative integer")
+            entry["max_attempts"] = policy["max_attempts"]
+        out["restart_policy"] = entry
     return out
+
+
+def restart_from_policy(policy):
+    """deploy.restart_policy -> the restart policy string (what Compose runs)."""
+    condition = policy.get("condition", "any")
+    if condition == "none":
+        return "no"
+    if condition == "on-failure":
+        n = policy.get("max_attempts")
+        return f"on-failure:{n}" if n else "on-failure"
+    return "always"
 
 
 def refs(where, value, declared, kind):

@@ -51,7 +51,7 @@ def normalize_service(name, svc, project_dir, top, environment):
             b = {"context": b}
         if not isinstance(b, dict):
             fail(w("build"), f"must be a string or a mapping, not {fields.type_name(b)}")
-        unknown = set(b) - {"context", "dockerfile", "args", "target", "labels"}
+        unknown = set(b) - {"context", "dockerfile", "args", "target"}
         if unknown:
             fail(w("build"), f"additional property {sorted(unknown)[0]!r} is not allowed")
         out["build"] = {"context": fields.absolute(project_dir, fields.string(w("build.context"),
@@ -175,12 +175,17 @@ def _top_resources(doc, key, project, external_ok=True):
         spec = spec or {}
         if not isinstance(spec, dict):
             fail(f"{key}.{name}", "must be a mapping or null")
-        allowed = {"name", "external", "labels", "driver", "driver_opts"}
+        # attachable: every minirun network is; the rest is not run here, so refused
+        allowed = {"name", "external", "labels", "driver"}
         if key == "networks":
-            allowed |= {"ipam", "internal", "attachable", "enable_ipv6"}
+            allowed |= {"ipam", "attachable"}
         unknown = set(spec) - allowed
         if unknown:
             fail(f"{key}.{name}", f"additional property {sorted(unknown)[0]!r} is not allowed")
+        driver = spec.get("driver")
+        if driver not in (None, "bridge" if key == "networks" else "local"):
+            fail(f"{key}.{name}.driver", f"{driver!r} is not available here (only "
+                                         f"{'bridge' if key == 'networks' else 'local'})")
         entry = {"name": str(spec.get("name") or f"{project}_{name}")}
         if spec.get("external"):
             entry["external"] = True

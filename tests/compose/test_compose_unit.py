@@ -222,3 +222,21 @@ def test_config_hash_and_order(tmp_path):
     assert project.config_hash(b) == project.config_hash(scaled)
     assert project.config_hash(b) != project.config_hash(dict(b, command=["x"]))
     assert model.replicas(b) == 2
+
+
+def test_deploy_restart_policy_and_refused_keys(tmp_path):
+    from minirun.compose import adapter
+
+    doc = load(tmp_path, "services:\n  w:\n    image: busybox\n    deploy:\n"
+                         "      restart_policy: {condition: on-failure, max_attempts: 3}\n")
+    assert doc["services"]["w"]["deploy"]["restart_policy"] == {"condition": "on-failure",
+                                                               "max_attempts": 3}
+    opts = adapter.run_options(doc, "w", name="x-w-1", labels={})
+    assert opts.restart == {"Name": "on-failure", "MaximumRetryCount": 3}
+    assert opts.network.endswith("_default")
+    for text, message in [
+            ("networks:\n  n: {driver: overlay}\n", "networks.n.driver: 'overlay' is not"),
+            ("networks:\n  n: {internal: true}\n", "networks.n: additional property 'internal'"),
+            ("volumes:\n  v: {driver: nfs}\n", "volumes.v.driver: 'nfs' is not available")]:
+        with pytest.raises(ComposeError, match=message):
+            load(tmp_path, "services:\n  w:\n    image: busybox\n" + text)
