@@ -154,6 +154,7 @@ def _copy_tree(tree, src, root_fd, target, opts, top_st):
             opened[""] = tfd
         else:
             opened["\0parent"] = _mkdirs(root_fd, parent, opts)
+        links = {}  # (dev, ino) of a multiply linked source file -> its first copy
         for brel, st, sdfd, sname in tree.walk(src):
             if brel == "":
                 if stat.S_ISDIR(st.st_mode):
@@ -162,6 +163,15 @@ def _copy_tree(tree, src, root_fd, target, opts, top_st):
                 continue
             bparent, _, bname = brel.rpartition("/")
             pfd = opened[bparent]
+            if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+                first = links.get((st.st_dev, st.st_ino))
+                if first is not None:  # hard links stay hard links (as BuildKit keeps them)
+                    if _remove(pfd, bname) is not None:
+                        shutil.rmtree(f"/proc/self/fd/{pfd}/{bname}")
+                    os.link(first[1], bname, src_dir_fd=first[0], dst_dir_fd=pfd,
+                            follow_symlinks=False)
+                    continue
+                links[(st.st_dev, st.st_ino)] = (pfd, bname)
             if _copy_entry(st, sdfd, bname, pfd, bname, opts):
                 opened[brel] = os.open(bname, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW |
                                        os.O_CLOEXEC, dir_fd=pfd)

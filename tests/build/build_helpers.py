@@ -194,12 +194,15 @@ def config_fields(config):
 
 
 def write_tree(base, files):
-    """files: {relative path: str content | bytes | ("link", target) | ("dir",)}"""
+    """files: {relative path: str content | bytes | ("link", target) |
+    ("hardlink", earlier relative path) | ("dir",)}"""
     for rel, content in files.items():
         path = os.path.join(base, rel)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         if isinstance(content, tuple) and content[0] == "link":
             os.symlink(content[1], path)
+        elif isinstance(content, tuple) and content[0] == "hardlink":
+            os.link(os.path.join(base, content[1]), path)
         elif isinstance(content, tuple) and content[0] == "dir":
             os.makedirs(path, exist_ok=True)
         else:

@@ -70,6 +70,7 @@ COPY link /link-copy
         "dir/one": "1\n",
         "dir/sub/two": "2\n",
         "dir/sub/deeper/three": "3\n",
+        "dir/sub/hard": ("hardlink", "dir/one"),
         "x.md": "# x\n",
         "y.md": "# y\n",
         "run.sh": "#!/bin/sh\necho run\n",
