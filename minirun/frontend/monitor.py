@@ -243,9 +243,9 @@ class Monitor(Starting, Relay, HealthChecks):
         if client.sock is None:
             return
         client.outbuf += data
-        self._update_client(client)
+        self.update_client(client)
 
-    def _update_client(self, client):
+    def update_client(self, client):
         if client.sock is None:
             return
         events = selectors.EVENT_READ | (selectors.EVENT_WRITE if client.outbuf else 0)

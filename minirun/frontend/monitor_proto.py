@@ -88,7 +88,7 @@ class ClientHandler:
             if not client.outbuf and client.closing:
                 m.close_client(client)
                 return
-            m._update_client(client)
+            m.update_client(client)
         if mask & selectors.EVENT_READ:
             try:
                 data = client.sock.recv(65536)
