@@ -15,12 +15,7 @@ def import_tarball(fe, fileobj, ref=None, message="", source="-"):
     from minirun.image import manifest as mf
     from minirun.image import reference
 
-    target = None
-    if ref:
-        try:
-            target = reference.parse(ref)
-        except reference.InvalidReference as e:
-            raise MinirunError(f"invalid reference format: {e}") from None
+    target = reference.parse(ref) if ref else None  # InvalidReference: one line, exit 1
     store = fe.image_store()
     store.ensure()
     with store.blob_writer(what="layer") as blob:
