@@ -174,8 +174,8 @@ class Container:
     def recorded(self, key):
         """A kernel object's record: from state.json, else from objects.json
         (a create killed before it saved state, or a damaged state.json)."""
-        if key in self.data:
-            return self.data[key]
+        if key in self.data or (self.data.get("status") != CREATING and not self.broken):
+            return self.data.get(key)  # a complete state: nothing more to read
         try:
             with open(os.path.join(self.dir, OBJECTS_NAME)) as f:
                 objects = json.load(f)
