@@ -253,3 +253,21 @@ def test_update_checks_resources_before_writing(runtime, bundle, cid, resources)
     assert len(out.stderr.strip().splitlines()) == 1 and "resources: " in out.stderr
     if memory_dir:
         assert open(os.path.join(memory_dir, "memory.limit_in_bytes")).read() == before
+
+
+@pytest.mark.parametrize("field,value", [("user", {"uid": -1, "gid": 0}), ("cwd", "relative"),
+                                         ("rlimits", [{"type": "RLIMIT_NOPE", "soft": 1,
+                                                       "hard": 1}])],
+                         ids=["uid", "cwd", "rlimit"])
+def test_exec_process_file_is_checked(runtime, bundle, cid, tmp_path, field, value):
+    bundle.process["args"] = ["sleep", "300"]
+    bundle.save()
+    runtime("run", "-d", "--bundle", bundle.path, cid)
+    process = dict(bundle.process, args=["true"], **{field: value})
+    path = tmp_path / "process.json"
+    path.write_text(json.dumps(process))
+    out = runtime("exec", "--process", path, cid, check=False)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and field in lines[0], lines
+    assert runtime.state(cid)["status"] == "running"
