@@ -14,8 +14,9 @@ def completion(shell):
 
     \b
     Examples:
-      source <(minirun completion bash)
-      minirun completion fish > ~/.config/fish/completions/minirun.fish
+      minirun completion bash   # then: source <(minirun completion bash)
+      minirun completion zsh    # saved as _minirun in a directory of $fpath
+      minirun completion fish   # saved in ~/.config/fish/completions/minirun.fish
     """
     from click.shell_completion import get_completion_class
 

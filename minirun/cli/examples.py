@@ -29,8 +29,10 @@ _RUNC = {
     "resume": """
         minirun resume c1""",
     "events": """
-        minirun events --stats c1       # one reading: cpu, memory, pids, ...
-        minirun events --interval 1 c1  # a JSON line per second, and oom events""",
+        minirun events --stats c1       # runc's: one reading: cpu, memory, pids, ...
+        minirun events --interval 1 c1  # a JSON line per second, and oom events
+        minirun events --since 10m --filter event=die   # Docker's: front-end containers
+        minirun events --format '{{.Action}} {{.Actor.Attributes.name}}'""",
 }
 
 _DOCKER = {
@@ -79,7 +81,25 @@ _DOCKER = {
         minirun restart -t 2 web""",
     "container rm": """
         minirun rm web
-        minirun rm -f -v web     # kill it first; remove its anonymous volumes""",
+        minirun container rm -f -v web   # kill it first; remove its anonymous volumes""",
+    "container update": """
+        minirun container update --memory 64m --cpus 0.5 web
+        minirun container update --restart on-failure:3 web""",
+    "container cp": """
+        minirun cp web:/etc/hosts ./hosts     # out of a container (running or stopped)
+        minirun cp ./site web:/var/www        # into it
+        minirun cp web:/var/log - | tar tvf -   # a tar archive on stdout""",
+    "container diff": """
+        minirun diff web         # A added, C changed, D deleted""",
+    "container export": """
+        minirun export -o web.tar web
+        minirun export web | minirun import - web-copy:1""",
+    "container attach": """
+        minirun attach web       # Ctrl-P Ctrl-Q detaches
+        minirun attach --detach-keys ctrl-x web""",
+    "import": """
+        minirun import web.tar web-copy:1
+        minirun export web | minirun import - web-copy:1""",
     "container stats": """
         minirun stats
         minirun stats --no-stream web""",
@@ -185,6 +205,8 @@ ALIASES = {
     "port": "container port", "rename": "container rename", "images": "image ls",
     "pull": "image pull", "rmi": "image rm", "load": "image load", "save": "image save",
     "exec": "container exec",
+    "cp": "container cp", "diff": "container diff", "export": "container export",
+    "attach": "container attach",
 }
 
 
