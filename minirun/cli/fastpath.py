@@ -101,6 +101,11 @@ def try_run(args):
     if parsed is None:
         return False
     verb, glob, opts = parsed
+    import gc
+
+    # A verb lives for milliseconds and makes few reference cycles: the
+    # collector's passes over every object imported would be pure overhead.
+    gc.disable()
     from minirun import log
     from minirun.cli import guarded
 

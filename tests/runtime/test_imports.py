@@ -17,7 +17,7 @@ import pytest
 from minirun_testlib import REPO
 
 # Whatever the verbs import from the standard library beyond `python -S -c pass`.
-STDLIB = {"os", "os.path", "stat", "_stat", "posixpath", "genericpath", "_collections_abc", "errno",
+STDLIB = {"gc", "os", "os.path", "stat", "_stat", "posixpath", "genericpath", "_collections_abc", "errno",
           "fcntl", "_json", "_signal", "select", "time", "resource", "struct", "_struct",
           "termios", "_socket", "_cffi_backend", "prctl", "_prctl"}
 # Never on these paths: each costs as much as a verb's own work, or more.
