@@ -87,22 +87,33 @@ def _scale(items):
               "longer in the file.")
 @click.option("--scale", "scale", multiple=True, metavar="SERVICE=NUM",
               help="Number of containers of a service.")
+@click.option("--wait", is_flag=True, help="Detach once every container runs (and is "
+              "healthy, if it has a health check).")
+@click.option("--abort-on-container-exit", "abort", is_flag=True,
+              help="Stop everything when one container stops; exit with its code.")
+@click.option("--exit-code-from", metavar="SERVICE", help="Exit with that service's code "
+              "(implies --abort-on-container-exit).")
 @click.argument("services", nargs=-1)
 @pass_opts
 def up(opts, detach, build, force_recreate, no_recreate, no_deps, no_start, remove_orphans,
-       scale, services):
+       scale, wait, abort, exit_code_from, services):
     """Create and start containers (attached to their output unless -d).
 
     \b
     Examples:
       minirun compose up -d
       minirun compose up --scale web=2 -d web
+      minirun compose up --wait
+      minirun compose up --exit-code-from tests
       minirun compose up   # attached: Ctrl-C stops everything
     """
-    code = opts.project().up(services, detach=detach or no_start, build=build,
+    if detach and (abort or exit_code_from):
+        raise click.UsageError("-d and --abort-on-container-exit/--exit-code-from conflict")
+    code = opts.project().up(services, detach=detach or no_start or wait, build=build,
                              force_recreate=force_recreate, no_recreate=no_recreate,
                              no_deps=no_deps, no_start=no_start, scale=_scale(scale),
-                             remove_orphans=remove_orphans)
+                             remove_orphans=remove_orphans, wait=wait, abort_on_exit=abort,
+                             exit_code_from=exit_code_from)
     sys.exit(code)
 
 
@@ -296,6 +307,82 @@ def restart(opts, timeout, services):
       minirun compose restart web
     """
     opts.project().restart(services, timeout)
+
+
+@compose.command()
+@click.option("-s", "--signal", "sig", default="KILL", show_default=True,
+              help="Signal to send.")
+@click.argument("services", nargs=-1)
+@pass_opts
+def kill(opts, sig, services):
+    """Send a signal to the running containers.
+
+    \b
+    Examples:
+      minirun compose kill
+      minirun compose kill -s HUP web
+    """
+    opts.project().kill(services, sig)
+
+
+@compose.command()
+@click.option("-f", "--force", is_flag=True, help="Don't ask (there is no question here).")
+@click.option("-s", "--stop", is_flag=True, help="Stop running containers first.")
+@click.option("-v", "--volumes", is_flag=True, help="Remove their anonymous volumes.")
+@click.argument("services", nargs=-1)
+@pass_opts
+def rm(opts, force, stop, volumes, services):
+    """Remove stopped service containers.
+
+    \b
+    Examples:
+      minirun compose rm
+      minirun compose rm -s -v web
+    """
+    opts.project().rm(services, stop=stop, volumes=volumes)
+
+
+@compose.command()
+@click.argument("services", nargs=-1)
+@pass_opts
+def pause(opts, services):
+    """Freeze the running containers.
+
+    \b
+    Examples:
+      minirun compose pause web
+    """
+    opts.project().pause(services)
+
+
+@compose.command()
+@click.argument("services", nargs=-1)
+@pass_opts
+def unpause(opts, services):
+    """Thaw paused containers.
+
+    \b
+    Examples:
+      minirun compose unpause web
+    """
+    opts.project().pause(services, resume=True)
+
+
+@compose.command()
+@click.option("--index", type=int, default=1, show_default=True, help="Which replica.")
+@click.argument("service")
+@click.argument("private_port")
+@pass_opts
+def port(opts, index, service, private_port):
+    """The host address a service's port is published on.
+
+    \b
+    Examples:
+      minirun compose port web 80
+      minirun compose port --index 2 dns 53/udp
+    """
+    for host in opts.project().port(service, private_port, index):
+        click.echo(host)
 
 
 @compose.command()

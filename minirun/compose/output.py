@@ -71,8 +71,9 @@ def show(recs, tail=None, prefix=True, timestamps=False, out=None, no_colour=Fal
 
 
 def follow(fe, recs, tail=None, prefix=True, timestamps=False, out=None, no_colour=False,
-           until_all_exit=True):
-    """Follow every container's log until all have stopped (Ctrl-C raises
+           stop_at_first_exit=False):
+    """Follow every container's log until all have stopped, or the first one with
+    stop_at_first_exit; returns the id of the first that stopped (Ctrl-C raises
     KeyboardInterrupt in the caller's thread)."""
     from minirun.frontend import control, logs
 
@@ -91,11 +92,17 @@ def follow(fe, recs, tail=None, prefix=True, timestamps=False, out=None, no_colo
         except (BrokenPipeError, OSError):
             pass
 
-    threads = [threading.Thread(target=one, args=(r,), daemon=True) for r in recs]
-    for t in threads:
+    threads = {r["Id"]: threading.Thread(target=one, args=(r,), daemon=True) for r in recs}
+    for t in threads.values():
         t.start()
-    while any(t.is_alive() for t in threads):
+    first = None
+    while any(t.is_alive() for t in threads.values()):
+        if first is None:
+            first = next((cid for cid, t in threads.items() if not t.is_alive()), None)
+            if first is not None and stop_at_first_exit:
+                break
         time.sleep(0.1)   # the main thread stays free for Ctrl-C
+    return first or next(iter(threads), None)
 
 
 PS_COLUMNS = [("NAME", "Name"), ("IMAGE", "Image"), ("COMMAND", "Command"),

@@ -14,6 +14,7 @@ import threading
 import time
 
 from minirun.compose import adapter, model
+from minirun.compose.commands import Commands, label_of, name_of, parallel
 from minirun.compose.loader import ComposeError
 from minirun.errors import MinirunError
 
@@ -29,7 +30,7 @@ def config_hash(svc):
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
-class Project:
+class Project(Commands):
     def __init__(self, fe, config, source, profiles=(), out=None):
         self.fe = fe
         self.config = config
@@ -55,11 +56,11 @@ class Project:
                 continue
             if services and labels.get(f"{L}.service") not in services:
                 continue
-            if not stopped and control.current_state(self.fe, rec) not in ("running",
-                                                                          "restarting"):
+            if not stopped and control.current_state(self.fe, rec) not in (
+                    "running", "restarting", "paused"):
                 continue
             out.append(rec)
-        out.sort(key=lambda r: (_label(r, "service"), int(_label(r, "container-number") or 0)))
+        out.sort(key=lambda r: (label_of(r, "service"), int(label_of(r, "container-number") or 0)))
         return out
 
     def say(self, kind, name, what):
@@ -141,8 +142,18 @@ class Project:
                 self.say("Volume", spec["name"], "Created")
 
     def up(self, services=(), detach=True, force_recreate=False, no_recreate=False,
-           no_deps=False, scale=None, build=False, remove_orphans=False, no_start=False):
+           no_deps=False, scale=None, build=False, remove_orphans=False, no_start=False,
+           wait=False, abort_on_exit=False, exit_code_from=None):
+        """Returns the exit status of `compose up`: 0, 130 after Ctrl-C, or with
+        abort_on_exit/exit_code_from the exit code of the container that ended it."""
         scale = dict(scale or {})
+        if exit_code_from is not None:
+            if exit_code_from not in self.services:
+                raise ComposeError(f"no such service: {exit_code_from}")
+            abort_on_exit = True
+        if (wait or no_start) and abort_on_exit:
+            raise ComposeError("--abort-on-container-exit and --exit-code-from need an "
+                               "attached up (not --wait, -d or --no-start)")
         order = self.select(services, with_deps=not no_deps)
         for s, n in scale.items():
             if s not in self.services:
@@ -158,9 +169,25 @@ class Project:
         self._orphans(remove_orphans)
         self._converge_all(order, lambda service: self.converge(
             service, plans[service], force_recreate, no_recreate, no_start))
+        if wait:
+            for rec in self.containers(order):
+                self._wait_up(rec)
+            return 0
         if not detach:
-            return self.attach(order)
+            return self.attach(order, abort_on_exit, exit_code_from)
         return 0
+
+    def _wait_up(self, rec):
+        """--wait: running, and healthy if it has a health check."""
+        from minirun.frontend import control
+
+        if rec.get("Healthcheck"):
+            self._wait_healthy(rec)
+            return
+        rec = self.fe.load(rec["Id"])
+        if control.current_state(self.fe, rec) not in ("running", "restarting"):
+            raise ComposeError(f"container {name_of(rec)} exited "
+                               f"({rec['State'].get('ExitCode')})")
 
     def _converge_all(self, order, converge):
         """Each service in its own thread, as soon as what it depends on is up and
@@ -209,20 +236,20 @@ class Project:
         from minirun.frontend import control
 
         orphans = [r for r in self.containers(oneoff=None)
-                   if _label(r, "service") not in self.config["services"]]
+                   if label_of(r, "service") not in self.config["services"]]
         if orphans and not remove:
-            print(f"WARN Found orphan containers ({', '.join(_name(r) for r in orphans)}) for "
+            print(f"WARN Found orphan containers ({', '.join(name_of(r) for r in orphans)}) for "
                   f"this project. If you removed or renamed this service in your compose "
                   f"file, you can run this command with the --remove-orphans flag to clean "
                   f"it up.", file=self.out)
         for r in orphans if remove else ():
             control.remove(self.fe, r["Id"], force=True, volumes=True)
-            self.say("Container", _name(r), "Removed")
+            self.say("Container", name_of(r), "Removed")
 
     def converge(self, service, plans, force_recreate, no_recreate, no_start):
         from minirun.frontend import control, create
 
-        existing = {int(_label(r, "container-number") or 0): r
+        existing = {int(label_of(r, "container-number") or 0): r
                     for r in self.containers([service])}
         started, to_start = [], []
         for number, opts in enumerate(plans, 1):
@@ -230,7 +257,7 @@ class Project:
             name = opts.name
             if rec is not None:
                 image = create.resolve_image(self.fe, opts.image, self.out)
-                same = (_label(rec, "config-hash") == opts.labels[f"{L}.config-hash"]
+                same = (label_of(rec, "config-hash") == opts.labels[f"{L}.config-hash"]
                         and rec["Image"] == image.id)
                 if (same or no_recreate) and not force_recreate:
                     if control.current_state(self.fe, rec) in ("running", "restarting"):
@@ -249,7 +276,7 @@ class Project:
             started.append(new["Id"])
             if not no_start:
                 to_start.append((new["Id"], name))
-        _parallel([lambda c=c, n=n: self._start(c, n) for c, n in to_start]
+        parallel([lambda c=c, n=n: self._start(c, n) for c, n in to_start]
                   + [lambda r=r: self._remove(r) for r in existing.values()])
         return started
 
@@ -264,7 +291,7 @@ class Project:
 
         control.stop(self.fe, rec["Id"])
         control.remove(self.fe, rec["Id"], force=True, volumes=volumes)
-        self.say("Container", _name(rec), "Removed")
+        self.say("Container", name_of(rec), "Removed")
 
     def wait_dependencies(self, service):
         """depends_on conditions of `service`, on the containers now there."""
@@ -286,12 +313,12 @@ class Project:
                     if code != 0:
                         raise ComposeError(f"service {dep!r} didn't complete successfully: "
                                            f"exit {code}")
-                    self.say("Container", _name(rec), "Exited")
+                    self.say("Container", name_of(rec), "Exited")
 
     def _wait_healthy(self, rec):
         from minirun.frontend import control
 
-        name = _name(rec)
+        name = name_of(rec)
         if not rec.get("Healthcheck"):
             raise ComposeError(f"dependency failed to start: container {name} has no "
                                f"healthcheck configured")
@@ -314,31 +341,45 @@ class Project:
                            f"after {HEALTH_WAIT:.0f}s")
 
     # --- attach (up without -d) -------------------------------------------------------------
-    def attach(self, services):
-        """Follow the logs of the services' containers; Ctrl-C stops them all."""
+    def attach(self, services, abort_on_exit=False, exit_code_from=None):
+        """Follow the logs of the services' containers; Ctrl-C stops them all, and so
+        does the first exit with abort_on_exit."""
         from minirun.compose import output
+        from minirun.frontend import control
 
         recs = self.containers(services)
         try:
-            output.follow(self.fe, recs, tail=None, prefix=True, out=sys.stdout)
+            ended = output.follow(self.fe, recs, tail=None, prefix=True, out=sys.stdout,
+                                  stop_at_first_exit=abort_on_exit)
         except KeyboardInterrupt:
             print("Gracefully stopping... (press Ctrl+C again to force)", file=self.out,
                   flush=True)
             self.stop(services)
             return 130
-        return 0
+        if not abort_on_exit:
+            return 0
+        print("Aborting on container exit...", file=self.out, flush=True)
+        self.stop(services)
+        if exit_code_from is not None:
+            rec = self.containers([exit_code_from])[0]
+        else:
+            rec = next((r for r in recs if r["Id"] == ended), recs[0])
+        rec = self.fe.load(rec["Id"])
+        if control.current_state(self.fe, rec) in ("running", "restarting"):
+            return 0
+        return rec["State"].get("ExitCode", 0)
 
-    # --- down, stop, start, restart -------------------------------------------------------
+    # --- down ---------------------------------------------------------------------------------
     def down(self, volumes=False, remove_orphans=False):
         from minirun import network as net
         from minirun.frontend import volumes as vol
 
         recs = [r for r in self.containers(oneoff=None)
-                if remove_orphans or _label(r, "service") in self.config["services"]]
+                if remove_orphans or label_of(r, "service") in self.config["services"]]
         orphans = [r for r in self.containers(oneoff=None) if r not in recs]
-        _parallel([lambda r=r: self._remove(r, volumes=volumes) for r in recs])
+        parallel([lambda r=r: self._remove(r, volumes=volumes) for r in recs])
         if orphans:
-            print(f"WARN Found orphan containers ({', '.join(_name(r) for r in orphans)}) "
+            print(f"WARN Found orphan containers ({', '.join(name_of(r) for r in orphans)}) "
                   f"for this project: use --remove-orphans to remove them too", file=self.out)
         for key, spec in sorted((self.config.get("networks") or {}).items()):
             if spec.get("external"):
@@ -360,126 +401,6 @@ class Project:
                     if "no such volume" not in str(e).lower():
                         raise
 
-    def stop(self, services=(), timeout=None):
-        from minirun.frontend import control
-
-        order = self.select(services, with_deps=False)
-        # Dependents first, as Compose stops them.
-        for service in reversed(model.dependency_order(self.config["services"], order)):
-            if service not in order:
-                continue
-            recs = self.containers([service], stopped=False)
-            _parallel([lambda r=r: control.stop(self.fe, r["Id"], timeout) for r in recs])
-            for r in recs:
-                self.say("Container", _name(r), "Stopped")
-
-    def start(self, services=()):
-        from minirun.frontend import control
-
-        for service in self.select(services, with_deps=False):
-            self.wait_dependencies(service)
-            for rec in self.containers([service]):
-                if control.current_state(self.fe, rec) not in ("running", "restarting"):
-                    control.start(self.fe, rec["Id"])
-                    self.say("Container", _name(rec), "Started")
-
-    def restart(self, services=(), timeout=None):
-        from minirun.frontend import control
-
-        for service in self.select(services, with_deps=False):
-            for rec in self.containers([service]):
-                control.stop(self.fe, rec["Id"], timeout)
-                control.start(self.fe, rec["Id"])
-                self.say("Container", _name(rec), "Restarted")
-
-    # --- one container: exec, run ------------------------------------------------------------
-    def container_of(self, service, index=1):
-        if service not in self.config["services"]:
-            raise ComposeError(f"no such service: {service}")
-        for rec in self.containers([service], stopped=False):
-            if int(_label(rec, "container-number") or 0) == index:
-                return rec
-        raise ComposeError(f"service {service!r} is not running")
-
-    def exec(self, service, command, index=1, tty=True, detach=False, env=(), user=None,
-             workdir=None, privileged=False):
-        from minirun.frontend import execute
-
-        rec = self.container_of(service, index)
-        return execute.exec_in(self.fe, rec["Id"], command, env=env, user=user,
-                               workdir=workdir, privileged=privileged, tty=tty,
-                               interactive=True, detach=detach)
-
-    def run(self, service, command=None, *, remove=False, detach=False, tty=True, env=(),
-            entrypoint=None, no_deps=False, service_ports=False, name=None, user=None,
-            workdir=None):
-        """A one-off container of `service` (its dependencies are brought up first)."""
-        import secrets
-
-        from minirun.frontend import control, create
-
-        if service not in self.config["services"]:
-            raise ComposeError(f"no such service: {service}")
-        name = name or f"{self.name}-{service}-run-{secrets.token_hex(6)}"
-        labels = self.labels(service, 1, oneoff=True)
-        ep = None if entrypoint is None else ([entrypoint] if entrypoint else [])
-        opts = adapter.run_options(self.config, service, name=name, labels=labels,
-                                   command=command or None, entrypoint=ep, extra_env=env,
-                                   publish=service_ports, tty=tty and not detach,
-                                   interactive=not detach, auto_remove=remove)
-        if user is not None:
-            opts.user = user
-        if workdir is not None:
-            opts.workdir = workdir
-        deps = [] if no_deps else [s for s in self.select([service]) if s != service]
-        if deps:
-            self.up(deps, detach=True)
-        else:
-            self.ensure_networks([service])
-            self.ensure_volumes([service])
-        self.check_images([service])
-        self.wait_dependencies(service)
-        rec = create.create(self.fe, opts, progress=self.out)
-        if detach:
-            control.start(self.fe, rec["Id"])
-            print(name)
-            return 0
-        return control.start(self.fe, rec["Id"], attach=True, interactive=True)
-
-    # --- images ---------------------------------------------------------------------------
-    def build(self, services=()):
-        wanted = [s for s in self.select(services, with_deps=False)
-                  if "build" in self.services[s]]
-        if not wanted:
-            return
-        try:
-            from minirun.compose import build as build_mod
-        except ImportError:
-            build_mod = None
-        if build_mod is None or not build_mod.available():
-            raise ComposeError("build: is not available in this minirun (no image builder); "
-                               "build the image and name it in image:")
-        for service in wanted:
-            build_mod.build(self.fe, self.services[service],
-                            adapter.image_name(self.name, service, self.services[service]),
-                            out=self.out)
-            self.say("Image", adapter.image_name(self.name, service, self.services[service]),
-                     "Built")
-
-    def pull(self, services=()):
-        from minirun.frontend.create import resolve_image
-
-        refs = {self.services[s]["image"] for s in self.select(services, with_deps=False)
-                if "image" in self.services[s]}
-        store = self.fe.image_store()
-        for ref in sorted(refs):
-            if store.lookup(ref) or ("/" not in ref and store.lookup("localhost/" + ref)):
-                self.say("Image", ref, "Present")   # no registry round trip for local images
-                continue
-            resolve_image(self.fe, ref, self.out)
-            self.say("Image", ref, "Pulled")
-
-
 def _subnet(spec):
     for cfg in ((spec.get("ipam") or {}).get("config") or []):
         if isinstance(cfg, dict) and cfg.get("subnet"):
@@ -487,33 +408,3 @@ def _subnet(spec):
     return None
 
 
-def _label(rec, key):
-    return (rec["Config"].get("Labels") or {}).get(f"{L}.{key}")
-
-
-def _name(rec):
-    return rec["Name"].lstrip("/")
-
-
-def _parallel(calls):
-    """Run calls at once (stops wait for their grace periods side by side); the
-    first error is raised after all have finished."""
-    if len(calls) <= 1:
-        for call in calls:
-            call()
-        return
-    errors = []
-
-    def guard(call):
-        try:
-            call()
-        except BaseException as e:  # reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=guard, args=(c,)) for c in calls]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]

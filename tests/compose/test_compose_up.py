@@ -321,3 +321,38 @@ networks:
     assert docker.ids() == set()
     assert not os.path.exists(f"/sys/class/net/{second[0]}")
     assert network.Store(docker.root).endpoints() == []
+
+
+def test_wait_port_pause_kill_rm_and_exit_code_from(docker, tmp_path):
+    app = tmp_path / "verbs"
+    app.mkdir()
+    (app / "compose.yaml").write_text(f"""
+services:
+  web:
+    image: busybox
+    command: ["sh", "-c", "{HOLD.format('')}"]
+    ports: ["80"]
+    healthcheck: {{test: "true", interval: 500ms}}
+  job:
+    image: busybox
+    command: ["sh", "-c", "echo bye; exit 3"]
+""")
+    res = compose(docker, app, "up", "--wait", "web")
+    assert "Container verbs-web-1  Healthy" in res.stderr
+    assert docker.inspect("verbs-web-1")["State"]["Health"]["Status"] == "healthy"
+    host = compose(docker, app, "port", "web", "80").stdout.strip()
+    assert host.startswith("0.0.0.0:") and int(host.split(":")[1]) > 0
+    compose(docker, app, "pause", "web")
+    assert docker.inspect("verbs-web-1")["State"]["Status"] == "paused"
+    compose(docker, app, "unpause", "web")
+    assert docker.inspect("verbs-web-1")["State"]["Status"] == "running"
+    compose(docker, app, "kill", "web")
+    wait_for(lambda: docker.inspect("verbs-web-1")["State"]["Status"] == "exited", 30,
+             what="web to exit")
+    assert docker.inspect("verbs-web-1")["State"]["ExitCode"] == 137
+    compose(docker, app, "rm", "web")
+    assert docker.ids() == set()
+    res = compose(docker, app, "up", "--exit-code-from", "job", "job", check=False)
+    assert res.returncode == 3 and "job-1  | bye" in res.stdout
+    compose(docker, app, "down")
+    assert docker.ids() == set()
