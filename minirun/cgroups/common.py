@@ -427,8 +427,14 @@ def make_dirs(mount_point, inner, why="make the container's cgroup"):
     """
     created = []
     path = mount_point
-    for part in inner.strip("/").split("/"):
+    parts = inner.strip("/").split("/")
+    for depth, part in enumerate(parts):
         path = os.path.join(path, part)
+        if depth < len(parts) - 1 and os.path.isdir(path):
+            # A parent that exists (/minirun): a stat takes no lock, while
+            # mkdir takes the parent directory's lock even to say EEXIST, and
+            # hundreds of containers made at once queue on it.
+            continue
         for attempt in range(3):
             try:
                 os.mkdir(path, 0o755)
@@ -497,6 +503,17 @@ def rmdir_retry(path, timeout=2.0):
                 raise CgroupError(f"failed to remove cgroup {path}: {_strerror(e)}") from None
         time.sleep(delay)
         delay = min(delay * 2, 0.1)
+
+
+def _childless(path):
+    """True if the cgroup directory exists and has no child cgroups: kernfs
+    counts subdirectories in st_nlink (2 + children).  A stat takes no lock;
+    an rmdir that fails with EBUSY takes the kernel's global cgroup mutex, which
+    every container being made or removed at the same moment waits for."""
+    try:
+        return os.stat(path).st_nlink <= 2
+    except OSError:
+        return False
 
 
 def read_procs(path):
@@ -672,7 +689,7 @@ class Cgroup:
             # "/minirun" is ours even when another container made it.
             parents += [os.path.dirname(d) for d in dirs]
         for d in parents:
-            if d in leaves or not os.path.isdir(d):
+            if d in leaves or not _childless(d):
                 continue
             try:
                 os.rmdir(d)  # shared parents: another container may be inside
