@@ -19,9 +19,10 @@ _RESOLVE = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS
 
 
 def open_in_root(root_fd, path, flags=os.O_PATH, mode=0):
-    """Open `path` (absolute or not; str or bytes: file names are bytes)
-    inside the root; returns an fd."""
-    return openat2(root_fd, os.fsencode(path).lstrip(b"/") or b".", flags, mode, _RESOLVE)
+    """Open `path` (absolute or not) inside the root; returns an fd.  A path
+    is str or bytes (image layers give bytes: names are never decoded)."""
+    slash, dot = (b"/", b".") if isinstance(path, bytes) else ("/", ".")
+    return openat2(root_fd, path.lstrip(slash) or dot, flags, mode, _RESOLVE)
 
 
 def exists_in_root(root_fd, path):
@@ -39,23 +40,23 @@ def mkdirs_in_root(root_fd, path, mode=0o755, _depth=0):
     it if the rootfs were "/", and its target is created inside the root."""
     if _depth > 40:
         raise OSError(errno.ELOOP, "too many levels of symbolic links", path)
-    path = os.fsencode(path)  # names are bytes: never decoded
+    slash = b"/" if isinstance(path, bytes) else "/"  # str or bytes, kept as given
     # Lexical clean-up clamps ".." at "/", as RESOLVE_IN_ROOT does.
-    parts = [p for p in posixpath.normpath(b"/" + path).split(b"/") if p]
+    parts = [p for p in posixpath.normpath(slash + path).split(slash) if p]
     done = []
     for part in parts:
         done.append(part)
-        rel = b"/".join(done)
+        rel = slash.join(done)
         try:
             fd = open_in_root(root_fd, rel, os.O_PATH | os.O_DIRECTORY)
         except FileNotFoundError:
-            parent = open_in_root(root_fd, b"/".join(done[:-1]), os.O_PATH | os.O_DIRECTORY)
+            parent = open_in_root(root_fd, slash.join(done[:-1]), os.O_PATH | os.O_DIRECTORY)
             try:
                 os.mkdir(part, mode, dir_fd=parent)
             except FileExistsError:
                 target = os.readlink(part, dir_fd=parent)  # EINVAL if not a symlink
-                base = b"/".join(done[:-1])
-                joined = target if target.startswith(b"/") else base + b"/" + target
+                base = slash.join(done[:-1])
+                joined = target if target.startswith(slash) else base + slash + target
                 os.close(mkdirs_in_root(root_fd, joined, mode, _depth + 1))
             finally:
                 os.close(parent)
