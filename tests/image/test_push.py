@@ -123,13 +123,15 @@ def test_push_errors(reg, tmp_path):
 
 def test_podman_runs_what_minirun_pushed(reg, layouts, tmp_path):
     need("podman")
+    need("runc")  # podman's own default may be crun, which refuses a hybrid cgroup host
     ref = f"{reg.addr}/test/podman:latest"
     store = _store_with(tmp_path, layouts / "small", ref)
     minirun("push", "-q", ref, store=store.root)
     # Private storage; ulimits podman may set here (its default nofile is
     # above this machine's hard limit).
     runroot = tempfile.mkdtemp(prefix="mr-prun-")  # podman wants it under 50 characters
-    podman = ["podman", "--root", str(tmp_path / "proot"), "--runroot", runroot,
+    podman = ["podman", "--runtime", shutil.which("runc"), "--root", str(tmp_path / "proot"),
+              "--runroot", runroot,
               "--storage-driver", "vfs", "--events-backend", "none",
               "--cgroup-manager", "cgroupfs", "--tmpdir", str(tmp_path / "ptmp")]
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
