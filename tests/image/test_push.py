@@ -130,6 +130,8 @@ def test_podman_runs_what_minirun_pushed(reg, layouts, tmp_path):
     # Private storage; ulimits podman may set here (its default nofile is
     # above this machine's hard limit).
     runroot = tempfile.mkdtemp(prefix="mr-prun-")  # podman wants it under 50 characters
+    # Our own parent cgroup (podman's default, libpod_parent, would stay behind).
+    cgroup_parent = "/" + os.path.basename(runroot)
     podman = ["podman", "--runtime", shutil.which("runc"), "--root", str(tmp_path / "proot"),
               "--runroot", runroot,
               "--storage-driver", "vfs", "--events-backend", "none",
@@ -140,7 +142,8 @@ def test_podman_runs_what_minirun_pushed(reg, layouts, tmp_path):
         p = subprocess.run(podman + ["pull", "-q", "--tls-verify=false", ref],
                            capture_output=True, text=True)
         assert p.returncode == 0, p.stderr
-        p = subprocess.run(podman + ["run", "--rm", "--net=none", "--ulimit",
+        p = subprocess.run(podman + ["run", "--rm", "--net=none", "--cgroup-parent",
+                                     cgroup_parent, "--ulimit",
                                      f"nofile={nofile}:{nofile}", "--ulimit",
                                      f"nproc={nproc}:{nproc}", ref], capture_output=True, text=True)
         assert p.returncode == 0, p.stderr
@@ -157,6 +160,11 @@ def test_podman_runs_what_minirun_pushed(reg, layouts, tmp_path):
     finally:
         subprocess.run(podman + ["rmi", "-af"], capture_output=True)
         shutil.rmtree(runroot, ignore_errors=True)
+        for hierarchy in [""] + os.listdir("/sys/fs/cgroup"):  # v2 root, or v1 hierarchies
+            top = os.path.join("/sys/fs/cgroup", hierarchy, cgroup_parent.lstrip("/"))
+            for d in (os.path.join(top, "conmon"), top):
+                if os.path.isdir(d):
+                    os.rmdir(d)  # empty once the container is gone
 
 
 # --- auth ------------------------------------------------------------------------------------
