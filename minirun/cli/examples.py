@@ -163,6 +163,10 @@ _IMAGES = {
         minirun rmi -f 2c7a3f1b0d9e   # by id, even if in use""",
     "image save": """
         minirun save -o busybox.tar busybox""",
+    "image push": """
+        minirun tag busybox 127.0.0.1:5000/demo:1
+        minirun push --insecure 127.0.0.1:5000/demo:1   # plain HTTP to a local registry
+        minirun push -q registry.example.com/me/app:2   # prints only the manifest digest""",
     "login": """
         minirun login -u me registry.example.com
         echo "$TOKEN" | minirun login -u me --password-stdin ghcr.io""",
@@ -204,6 +208,7 @@ ALIASES = {
     "top": "container top", "wait": "container wait", "restart": "container restart",
     "port": "container port", "rename": "container rename", "images": "image ls",
     "pull": "image pull", "rmi": "image rm", "load": "image load", "save": "image save",
+    "push": "image push",
     "exec": "container exec",
     "cp": "container cp", "diff": "container diff", "export": "container export",
     "attach": "container attach",
