@@ -175,7 +175,12 @@ class _Invalid(Exception):
     def path(self):
         out = ""
         for step in reversed(self.where):
-            out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else step)
+            if isinstance(step, int):
+                out += f"[{step}]"
+            elif step and all(c > " " and c not in '.[]"\\' for c in step):
+                out += f".{step}" if out else step
+            else:  # a map key such as an annotation's: quoted, as JSON writes it
+                out += f"[{_show(step)}]"
         return out
 
 
@@ -219,11 +224,11 @@ def _check(value, rule):
                     err.where.append(name)
                     raise
     elif kind == "int":
-        if type(value) is not int:  # bool is an int subclass, and not a JSON integer
-            if type(value) is float and value == int(value) and abs(value) < 2**53:
-                value = int(value)  # 1e3 or 5.0: an integer the way JSON numbers go
-            else:
-                raise _Invalid(f"{_show(value)} is not an integer")
+        # Not bool (an int subclass) and not 5.0 or 1e3 either: runc's Go
+        # decoder refuses those for an integer field, and "5.0" would reach
+        # a cgroup file as such.
+        if type(value) is not int:
+            raise _Invalid(f"{_show(value)} is not an integer")
         if not rule[1] <= value <= rule[2]:
             raise _Invalid(f"{_show(value)} is out of range ({rule[1]} to {rule[2]})")
     elif kind == "str":

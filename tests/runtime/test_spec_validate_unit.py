@@ -59,7 +59,8 @@ def _put(doc, path, value):
         node[path[-1]] = value
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(path=st.sampled_from(PATHS), value=JSON)
 def test_any_value_anywhere_is_accepted_or_one_clear_error(path, value):
     config = copy.deepcopy(_base())
