@@ -369,6 +369,7 @@ def build_initrd(kernel, busybox, verbose=False):
         digest.update(b"%s\0%d\0" % (name.encode(), len(data)) + data)
     path = os.path.join(cache_dir(), "initrd", f"{kernel.version}-{digest.hexdigest()[:16]}.cpio")
     if os.path.exists(path):
+        os.utime(path)   # in use: kept by _prune_initrds
         return path
     log(verbose, f"building {path}")
     archive = Cpio()
@@ -388,7 +389,18 @@ def build_initrd(kernel, busybox, verbose=False):
     archive.file("lib/modules/order", "".join(f"{m}\n" for m in order).encode())
     os.makedirs(os.path.dirname(path), exist_ok=True)
     write_atomic(path, archive.bytes())
+    _prune_initrds(os.path.dirname(path), keep=path)
     return path
+
+
+def _prune_initrds(directory, keep, max_age=86400):
+    """Initramfs files of older scripts or kernels, unused for a day, go."""
+    now = time.time()
+    for name in _listdir(directory):
+        path = os.path.join(directory, name)
+        with contextlib.suppress(OSError):
+            if path != keep and now - os.stat(path).st_mtime > max_age:
+                os.unlink(path)
 
 
 def _read(path):
