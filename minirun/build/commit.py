@@ -78,6 +78,8 @@ def commit_container(container, ref=None, changes=(), message="", author="", sto
         digest = state.write(store)
         if target is not None:
             store.tag(target, digest)
+        else:
+            store.add_untagged(digest)
         return mf.Image(store, digest)
 
 

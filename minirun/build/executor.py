@@ -213,6 +213,8 @@ def run_build(opts, out=None):
         image = mf.Image(store, digest)
         for ref in refs:
             store.tag(ref, digest)
+        if not refs:  # Docker's <none>:<none>, run by its id
+            store.add_untagged(digest)
     if opts.iidfile:
         tmp = f"{opts.iidfile}.{os.getpid()}.tmp"
         with open(tmp, "w") as f:

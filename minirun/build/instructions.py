@@ -161,6 +161,7 @@ class StageRun:
         if not self.b.opts.no_cache:
             hit = self.b.cache.get(key)
             if hit is not None:
+                self.b.store.add_untagged(hit.digest, intermediate=True)
                 self.state = State.from_image(hit)
                 self.b.say(" ---> Using cache")
                 self.b.say(f" ---> {_short(hit.id)}")
@@ -170,6 +171,8 @@ class StageRun:
         new.add_history(key_text, self.b.epoch,
                         empty_layer=not added and empty_layer)
         digest = new.write(self.b.store)
+        # Kept as Docker's classic builder keeps them: `run <step id>` works.
+        self.b.store.add_untagged(digest, intermediate=True)
         self.b.cache.put(key, digest)
         self.state = new
         self.b.say(f" ---> {_short(mf.Image(self.b.store, digest).id)}")

@@ -151,9 +151,12 @@ _IMAGES = {
     "image ls": """
         minirun images
         minirun images -q
+        minirun images -a                         # build steps' images too
+        minirun images --filter dangling=true     # untagged: <none>:<none>
         minirun image ls --digests --format json""",
     "image prune": """
-        minirun image prune""",
+        minirun image prune      # dangling images (<none>:<none>) no container uses
+        minirun image prune -a   # every image no container uses""",
     "image pull": """
         minirun pull busybox     # docker.io/library/busybox:latest
         minirun pull --platform linux/arm64 alpine:3.20

@@ -87,8 +87,26 @@ def push(insecure, quiet, store_root, ref):
         click.echo(digest)
 
 
-def _list_images(store_root, quiet, digests, fmt):
-    rows = _store(store_root).images()
+def _filter_rows(rows, filters):
+    """Docker's --filter dangling=true|false and reference=PATTERN."""
+    import fnmatch
+
+    for item in filters:
+        key, eq, value = item.partition("=")
+        if key == "dangling" and eq and value.lower() in ("true", "1", "false", "0"):
+            want = value.lower() in ("true", "1")
+            rows = [r for r in rows if r["dangling"] == want and not r["intermediate"]]
+        elif key == "reference" and eq:
+            rows = [r for r in rows if not r["dangling"] and
+                    (fnmatch.fnmatch(f"{r['repository']}:{r['tag']}", value)
+                     or fnmatch.fnmatch(r["repository"], value))]
+        else:
+            raise MinirunError(f"invalid filter '{item}' (dangling=true|false, reference=NAME)")
+    return rows
+
+
+def _list_images(store_root, quiet, digests, fmt, all_images=False, filters=()):
+    rows = _filter_rows(_store(store_root).images(all_images), filters)
     if fmt not in ("table", "json") and not quiet:
         from minirun.cli.dockerlike import show
 
@@ -124,6 +142,10 @@ def _docker_row(r):
 
 
 _list_options = [
+    click.option("-a", "--all", "all_images", is_flag=True,
+                 help="Also the intermediate images of build steps."),
+    click.option("-f", "--filter", "filters", multiple=True, metavar="KEY=VALUE",
+                 help="dangling=true (untagged images) or false, reference=NAME[:TAG] glob."),
     click.option("-q", "--quiet", is_flag=True, help="Only image ids."),
     click.option("--digests", is_flag=True, help="Show manifest digests."),
     click.option("--format", "fmt", default="table",
@@ -142,9 +164,17 @@ def _with(options):
 
 @click.command()
 @_with(_list_options)
-def images(quiet, digests, fmt, store_root):
-    """List images in the store (name, tag, id, created, size)."""
-    _list_images(store_root, quiet, digests, fmt)
+def images(all_images, filters, quiet, digests, fmt, store_root):
+    """List images in the store (name, tag, id, created, size); images known
+    only by id show as <none>:<none>."""
+    _list_images(store_root, quiet, digests, fmt, all_images, filters)
+
+
+def _familiar(key):
+    """docker.io/library/busybox:latest -> busybox:latest, as Docker prints names."""
+    from minirun.image import reference
+
+    return reference.parse(key).familiar_string
 
 
 @click.command()
@@ -158,8 +188,8 @@ def rmi(force, no_prune, store_root, names):
     failed = []
     for name in names:
         try:
-            for key in store.remove(name, force=force):
-                click.echo(f"Untagged: {key}")
+            for action, value in store.delete(name, force=force):
+                click.echo(f"{action}: {_familiar(value) if action == 'Untagged' else value}")
         except MinirunError as e:
             failed.append(e)
     if not no_prune:
@@ -173,14 +203,22 @@ def rmi(force, no_prune, store_root, names):
 
 
 @click.command()
-@click.option("-a", "--all", "all_", is_flag=True, hidden=True,
-              help="Accepted for docker compatibility (untagged images are not kept anyway).")
+@click.option("-a", "--all", "all_", is_flag=True,
+              help="Remove every image no container uses, not only dangling ones.")
 @click.option("-f", "--force", is_flag=True, help="Do not prompt (there is no prompt).")
 @store_option
 def prune(all_, force, store_root):
-    """Remove blobs, unpacked layers and leftovers no image refers to."""
-    removed, freed = _store(store_root).gc()
-    click.echo(f"Deleted {removed} blobs\nTotal reclaimed space: {_human_size(freed)}")
+    """Remove dangling images (untagged, no container uses them) and the build
+    steps only they were built on, then blobs and layers nothing refers to."""
+    store = _store(store_root)
+    records = store.prune(all_images=all_)
+    _, freed = store.gc()
+    if records:
+        click.echo("Deleted Images:")
+        for action, value in records:
+            click.echo(f"{action.lower()}: {_familiar(value) if action == 'Untagged' else value}")
+        click.echo("")
+    click.echo(f"Total reclaimed space: {_human_size(freed)}")
 
 
 @click.command()
@@ -356,9 +394,9 @@ def bundle(platform, user, env, workdir, tty, store_root, image_name, bundle_dir
 
 @click.command("ls")
 @_with(_list_options)
-def image_ls(quiet, digests, fmt, store_root):
+def image_ls(all_images, filters, quiet, digests, fmt, store_root):
     """List images (same as `minirun images`)."""
-    _list_images(store_root, quiet, digests, fmt)
+    _list_images(store_root, quiet, digests, fmt, all_images, filters)
 
 
 @click.group()

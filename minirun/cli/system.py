@@ -141,7 +141,7 @@ def system_prune(ctx, all_, volumes, force, filters, store_root):
             space += sum(s for _, s in gone)
     untagged, freed = prune.images(fe, all_)
     if untagged:
-        click.echo("Deleted Images:\n" + "\n".join(f"untagged: {k}" for k in untagged) + "\n")
+        click.echo("Deleted Images:\n" + "\n".join(untagged) + "\n")
     click.echo(f"Total reclaimed space: {views.human_size(space + freed)}")
 
 

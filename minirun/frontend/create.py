@@ -85,6 +85,9 @@ def create(fe, opts, progress=None):
     image = resolve_image(fe, opts.image, progress)
     h = opts.health
     try:
+        from minirun.image.bundle import check_image_config
+
+        check_image_config(image.config)  # before anything is made from it
         health = options.healthcheck(image.config, h.cmd, h.interval, h.timeout, h.retries,
                                      h.start_period, h.disabled)
     except MinirunError as e:

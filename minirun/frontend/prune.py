@@ -43,17 +43,15 @@ def networks(fe):
 
 
 def images(fe, all_images):
-    """Untag images no container uses (all_images) and collect garbage;
-    (untagged references, bytes freed)."""
+    """Delete dangling images (all_images: every image) no container uses, and
+    collect garbage; (Docker's "untagged: NAME" / "deleted: ID" lines, bytes freed)."""
     store = fe.image_store()
     if not os.path.isdir(store.root):
         return [], 0
-    untagged = []
-    if all_images:
-        in_use = store.images_in_use()
-        for key, entry in sorted(store.refs().items()):
-            if entry["manifest"] not in in_use:
-                store.untag(key)
-                untagged.append(key)
+    records = store.prune(all_images=all_images)
     _, freed = store.gc()
-    return untagged, freed
+    from minirun.image import reference
+
+    return [f"{action.lower()}: "
+            f"{reference.parse(v).familiar_string if action == 'Untagged' else v}"
+            for action, v in records], freed

@@ -96,10 +96,65 @@ def resolve_user(rootfs, user):
     return out
 
 
+# The image config fields a bundle is made from, by the JSON type the image
+# spec gives them; null means absent.  A wrong type is the image's mistake:
+# one line naming the field, not a traceback (or a Cmd "ls" run as l, s).
+_STRINGS, _STRING, _OBJECT, _STRING_MAP = "an array of strings", "a string", "an object", \
+    "an object of strings"
+_RUN_FIELDS = {"Entrypoint": _STRINGS, "Cmd": _STRINGS, "Env": _STRINGS, "Shell": _STRINGS,
+               "OnBuild": _STRINGS, "WorkingDir": _STRING, "User": _STRING,
+               "StopSignal": _STRING, "Labels": _STRING_MAP, "ExposedPorts": _OBJECT,
+               "Volumes": _OBJECT, "Healthcheck": _OBJECT}
+_TOP_FIELDS = {"os": _STRING, "architecture": _STRING, "variant": _STRING,
+               "author": _STRING, "created": _STRING, "config": _OBJECT}
+_HEALTH_FIELDS = {"Test": _STRINGS}
+_JSON_TYPES = {str: "a string", bool: "a boolean", int: "a number", float: "a number",
+               list: "an array", dict: "an object"}
+
+
+def _type_ok(value, want):
+    if want == _STRING:
+        return isinstance(value, str)
+    if want == _STRINGS:
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if want == _STRING_MAP:
+        return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+    return isinstance(value, dict)
+
+
+def _check_fields(doc, fields, where):
+    for key, want in fields.items():
+        value = doc.get(key)
+        if value is not None and not _type_ok(value, want):
+            got = _JSON_TYPES.get(type(value), type(value).__name__)
+            shown = json.dumps(value)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            raise MinirunError(f"invalid image config: {where}{key} must be {want}, "
+                               f"not {got} ({shown})")
+
+
+def check_image_config(image_config):
+    """Raise MinirunError (one line) for a field of a type the image spec does
+    not allow; the front end calls this before making anything."""
+    if not isinstance(image_config, dict):
+        raise MinirunError("invalid image config: not a JSON object")
+    _check_fields(image_config, _TOP_FIELDS, "")
+    cfg = image_config.get("config") or {}
+    _check_fields(cfg, _RUN_FIELDS, "config.")
+    health = cfg.get("Healthcheck") or {}
+    _check_fields(health, _HEALTH_FIELDS, "config.Healthcheck.")
+    for key in ("Interval", "Timeout", "StartPeriod", "StartInterval", "Retries"):
+        value = health.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise MinirunError(f"invalid image config: config.Healthcheck.{key} must be an "
+                               f"integer, not {json.dumps(value)[:40]}")
+
+
 def image_spec(image_config, rootfs=None, args=None, entrypoint=None, env=(), user=None,
                workdir=None, terminal=False, hostname=None):
     """An OCI config.json dict for an image config (the `config` of an Image).
     rootfs (a path) is needed to resolve user names."""
+    check_image_config(image_config)
     cfg = image_config.get("config") or {}
     spec = default_spec()
     proc = spec["process"]

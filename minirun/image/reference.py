@@ -101,6 +101,12 @@ class Reference:
             return self.path.removeprefix("library/")
         return self.name
 
+    @property
+    def familiar_string(self):
+        """busybox:latest, user/app@sha256:...: how Docker prints a name."""
+        return self.familiar + (f":{self.tag}" if self.tag else "") + \
+            (f"@{self.digest}" if self.digest else "")
+
     def with_tag(self, tag):
         return Reference(self.domain, self.path, tag, None)
 

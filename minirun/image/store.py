@@ -1,7 +1,9 @@
 """The content-addressed image store (default /var/lib/minirun, or $MINIRUN_STORE).
 
     blobs/sha256/<hex>     manifests, configs and layer blobs, named by digest
-    images.json            image names (name:tag or name@digest) -> manifest digest
+    images.json            image names (name:tag or name@digest) -> manifest digest,
+                           and images known by id only ("untagged": Docker's
+                           <none>:<none>, dangling or a build's intermediate step)
     layers/<chain-id hex>  each layer unpacked once, in overlayfs form (overlay.py)
     containers/<id>/       per-container upper/work dirs and the rootfs mount point
     tmp/                   blobs and layer trees being written
@@ -200,39 +202,76 @@ class Store:
             return w.commit()
 
     # names
-    def _load_refs(self):
+    def _load_doc(self):
         try:
             with open(self.path("images.json")) as f:
-                return json.load(f).get("refs", {})
+                doc = json.load(f)
         except FileNotFoundError:
-            return {}
+            doc = {}
         except ValueError as e:
             raise MinirunError(f"corrupt {self.path('images.json')}: {e}") from None
+        doc.setdefault("refs", {})
+        doc.setdefault("untagged", {})
+        return doc
 
-    def _save_refs(self, refs):
+    def _load_refs(self):
+        return self._load_doc()["refs"]
+
+    def _save_doc(self, doc):
         tmp = self._tmp_name("images.json")
         with open(tmp, "w") as f:
-            json.dump({"refs": refs}, f, indent=1, sort_keys=True)
+            json.dump(doc, f, indent=1, sort_keys=True)
         os.rename(tmp, self.path("images.json"))
 
     @contextlib.contextmanager
-    def _editing_refs(self):
+    def _editing(self):
         self.ensure()
         with self._flock("images.lock", fcntl.LOCK_EX):
-            refs = self._load_refs()
-            yield refs
-            self._save_refs(refs)
+            doc = self._load_doc()
+            yield doc
+            self._save_doc(doc)
+
+    @contextlib.contextmanager
+    def _editing_refs(self):
+        with self._editing() as doc:
+            yield doc["refs"]
 
     def refs(self):
         return self._load_refs()
 
+    def untagged(self):
+        """Images known by id only: manifest digest -> {config, created, intermediate}."""
+        return self._load_doc()["untagged"]
+
     def tag(self, ref, manifest_digest, index_digest=None):
-        """Point a name (Reference) at a manifest already in the store."""
+        """Point a name (Reference) at a manifest already in the store.  The image
+        the name pointed at before stays, untagged, if no other name has it."""
         image = mf.Image(self, manifest_digest)
         key = str(ref)
-        with self._editing_refs() as refs:
+        with self._editing() as doc:
+            refs, untagged = doc["refs"], doc["untagged"]
+            old = refs.get(key)
             refs[key] = {"manifest": manifest_digest, "config": image.config_digest,
                          "index": index_digest, "tagged": _now()}
+            untagged.pop(manifest_digest, None)
+            if old and old["manifest"] != manifest_digest and \
+                    not any(v["manifest"] == old["manifest"] for v in refs.values()):
+                untagged[old["manifest"]] = {"config": old["config"], "added": _now(),
+                                             "intermediate": False}
+        return image
+
+    def add_untagged(self, manifest_digest, intermediate=False):
+        """Record an image known by id only (a build without -t, a build step's
+        image, a commit without a name); a no-op for a named image."""
+        image = mf.Image(self, manifest_digest)
+        with self._editing() as doc:
+            if any(v["manifest"] == manifest_digest for v in doc["refs"].values()):
+                return image
+            old = doc["untagged"].get(manifest_digest)
+            doc["untagged"][manifest_digest] = {
+                "config": image.config_digest, "added": old["added"] if old else _now(),
+                # a dangling image stays one when a later build reuses it as a step
+                "intermediate": intermediate and (old is None or old["intermediate"])}
         return image
 
     def untag(self, key):
@@ -240,8 +279,10 @@ class Store:
             return refs.pop(key, None)
 
     def _find(self, name):
-        """images.json keys and entries a user's name or id refers to."""
-        refs = self._load_refs()
+        """images.json keys and entries a user's name or id refers to; an
+        untagged image's key is None."""
+        doc = self._load_doc()
+        refs = doc["refs"]
         try:
             ref = reference.parse(name)
         except reference.InvalidReference:
@@ -256,21 +297,25 @@ class Store:
                 return hits
         if reference.looks_like_digest_prefix(name):
             prefix = name if name.startswith("sha256:") else "sha256:" + name
-            hits = [(k, v) for k, v in refs.items()
+            entries = list(refs.items()) + [(None, dict(v, manifest=m))
+                                            for m, v in doc["untagged"].items()]
+            hits = [(k, v) for k, v in entries
                     if v["config"].startswith(prefix) or v["manifest"].startswith(prefix)]
             if len({v["config"] for _, v in hits}) > 1:
-                raise MinirunError(f"ambiguous image id prefix: {name}")
+                raise MinirunError(f"ambiguous image id prefix: {name} "
+                                   f"(matches {len({v['config'] for _, v in hits})} images)")
             if hits:
                 return hits
         return []
 
     def resolve(self, name):
-        """An Image for a name (busybox, host/repo:tag, name@sha256:...) or id prefix."""
+        """An Image for a name (busybox, host/repo:tag, name@sha256:...) or id
+        (full, sha256:, or a unique prefix; untagged images too)."""
         hits = self._find(name)
         if not hits:
             raise ImageNotFound(name)
         key, entry = hits[0]
-        return mf.Image(self, entry["manifest"], names=[k for k, _ in hits])
+        return mf.Image(self, entry["manifest"], names=[k for k, _ in hits if k])
 
     def lookup(self, name):
         """Like resolve() but returns None when the image is not in the store."""
@@ -279,48 +324,109 @@ class Store:
         except ImageNotFound:
             return None
 
-    def images(self):
-        """Rows for `minirun images`: one per name."""
+    def images(self, all_images=False):
+        """Rows for `minirun images`: one per name, one per untagged image
+        (intermediate build steps only with all_images, as `docker images -a`)."""
         rows = []
-        for key, entry in sorted(self._load_refs().items()):
+        doc = self._load_doc()
+        entries = sorted(doc["refs"].items()) + \
+            [(None, dict(v, manifest=m)) for m, v in sorted(doc["untagged"].items())
+             if all_images or not v.get("intermediate")]
+        for key, entry in entries:
             try:
                 image = mf.Image(self, entry["manifest"])
             except MinirunError:
                 continue
-            if "@" in key:
+            if key is None:
+                repo, tag, short = None, "<none>", "<none>"
+            elif "@" in key:
                 repo, tag = key.split("@")[0], "<none>"
             else:
                 repo, _, tag = key.rpartition(":")
-            short = reference.parse(repo, default_tag=False).familiar
+            if repo is not None:
+                short = reference.parse(repo, default_tag=False).familiar
             rows.append({"repository": short, "tag": tag, "name": key,
                          "id": image.id, "digest": image.digest,
                          "created": image.created, "size": image.size,
-                         "platform": image.platform})
+                         "platform": image.platform, "dangling": key is None,
+                         "intermediate": bool(key is None and entry.get("intermediate"))})
         return rows
 
     def remove(self, name, force=False):
         """Untag an image; with all names of an id given by id, remove all.
         Returns the removed names.  Blobs go at the next gc()."""
+        return [value for action, value in self.delete(name, force) if action == "Untagged"]
+
+    def delete(self, name, force=False):
+        """`rmi`: [("Untagged", name) ..., ("Deleted", image id) ...], as Docker
+        prints them.  Untagging the last name deletes the image (and the build
+        steps only it descended from); an image a container uses is kept
+        (untagged) with force, refused without."""
         hits = self._find(name)
         if not hits:
             raise ImageNotFound(name)
         by_id = reference.looks_like_digest_prefix(name) and not self._is_exact_name(name)
+        short = hits[0][1]["config"].partition(":")[2][:12]
         if by_id and len(hits) > 1 and not force:
-            raise MinirunError(f"image {name} is referenced by {len(hits)} names "
-                               f"({', '.join(k for k, _ in hits)}): use -f or remove by name")
-        in_use = self.images_in_use()
-        removed = []
-        with self._editing_refs() as refs:
-            for key, entry in hits:
-                still_named = [k for k, v in refs.items()
-                               if v["manifest"] == entry["manifest"] and k != key
-                               and k not in [h for h, _ in hits]]
-                if entry["manifest"] in in_use and not still_named and not force:
-                    raise MinirunError(f"image {key} is in use by a container "
-                                       f"(use -f to remove it anyway)")
+            raise MinirunError(f"conflict: unable to delete {short} (must be forced) - "
+                               f"image is referenced in multiple repositories")
+        users = self.containers_using()
+        out = []
+        with self._editing() as doc:
+            refs, untagged = doc["refs"], doc["untagged"]
+            manifest = hits[0][1]["manifest"]
+            keys = [k for k, _ in hits if k]
+            still_named = [k for k, v in refs.items()
+                           if v["manifest"] == manifest and k not in keys]
+            if manifest in users and not still_named and not force:
+                cid = users[manifest][0][:12]
+                if by_id:
+                    raise MinirunError(f"conflict: unable to delete {short} (must be forced) - "
+                                       f"image is being used by stopped container {cid}")
+                raise MinirunError(f"conflict: unable to remove repository reference "
+                                   f"\"{name}\" (must force) - container {cid} is using its "
+                                   f"referenced image {short}")
+            for key in keys:
                 refs.pop(key, None)
-                removed.append(key)
-        return removed
+                out.append(("Untagged", key))
+            if still_named:
+                return out
+            if manifest in users:  # forced: kept for its container, untagged
+                untagged[manifest] = {"config": hits[0][1]["config"], "added": _now(),
+                                      "intermediate": False}
+                return out
+            untagged.pop(manifest, None)
+            out.append(("Deleted", hits[0][1]["config"]))
+            out += [("Deleted", c) for c in self._drop_orphan_steps(doc, users)]
+        return out
+
+    def prune(self, all_images=False):
+        """`image prune`: delete dangling images no container uses (all_images:
+        every image no container uses), then build steps nothing descends
+        from.  Returns Docker's records, as delete().  Blobs go at gc()."""
+        users = self.containers_using()
+        out = []
+        with self._editing() as doc:
+            refs, untagged = doc["refs"], doc["untagged"]
+            if all_images:
+                lost = {}
+                for key, entry in sorted(refs.items()):
+                    if entry["manifest"] not in users:
+                        del refs[key]
+                        out.append(("Untagged", key))
+                        lost[entry["manifest"]] = entry["config"]
+                out += [("Deleted", c) for _, c in sorted(lost.items())]
+            for manifest, entry in sorted(untagged.items()):
+                if manifest not in users and (all_images or not entry.get("intermediate")):
+                    del untagged[manifest]
+                    out.append(("Deleted", entry["config"]))
+            out += [("Deleted", c) for c in self._drop_orphan_steps(doc, users)]
+        return list(dict.fromkeys(out))  # two manifests of one config: one id
+
+    def _drop_orphan_steps(self, doc, users):
+        from minirun.image import lineage
+
+        return lineage.drop_orphan_steps(self, doc, users)
 
     def _is_exact_name(self, name):
         try:
@@ -330,12 +436,16 @@ class Store:
 
     def images_in_use(self):
         """Manifest digests of images with a prepared container rootfs."""
-        used = set()
+        return set(self.containers_using())
+
+    def containers_using(self):
+        """Manifest digest -> ids of the containers whose rootfs is made of it."""
+        used = {}
         cdir = self.path("containers")
-        for cid in os.listdir(cdir) if os.path.isdir(cdir) else ():
+        for cid in sorted(os.listdir(cdir)) if os.path.isdir(cdir) else ():
             try:
                 with open(os.path.join(cdir, cid, "image.json")) as f:
-                    used.add(json.load(f)["manifest"])
+                    used.setdefault(json.load(f)["manifest"], []).append(cid)
             except (OSError, ValueError, KeyError):
                 continue
         return used
@@ -347,8 +457,9 @@ class Store:
         removed, freed = 0, 0
         with self.exclusive():
             keep_blobs, keep_layers = set(), set()
-            manifests = {e["manifest"] for e in self._load_refs().values()}
-            indexes = {e.get("index") for e in self._load_refs().values()} - {None}
+            doc = self._load_doc()
+            manifests = {e["manifest"] for e in doc["refs"].values()} | set(doc["untagged"])
+            indexes = {e.get("index") for e in doc["refs"].values()} - {None}
             manifests |= self.images_in_use()
             for digest in indexes:
                 keep_blobs.add(digest)

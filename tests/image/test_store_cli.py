@@ -165,7 +165,7 @@ def test_rmi_refuses_image_in_use(bb_layout, tmp_path):
     layout.load_archive(s, bb_layout, name="bb:1")
     rootfs, cleanup = overlay.prepare_rootfs(s.resolve("bb:1"), "user1", store=s)
     try:
-        with pytest.raises(MinirunError, match="in use"):
+        with pytest.raises(MinirunError, match="container user1 is using its referenced image"):
             s.remove("bb:1")
         s.gc()  # must keep what the container's rootfs is made of
         assert os.path.isfile(os.path.join(rootfs, "bin", "busybox"))
