@@ -58,7 +58,10 @@ class Minirun:
 
     def __init__(self, base):
         self.root = os.path.join(base, "mr-root")
-        self.env = dict(os.environ, MINIRUN_STORE=os.path.join(base, "mr-store"))
+        # bytecode may be cached (a checkout being edited is not compiled yet;
+        # an installed minirun is): the warm-up runs compile what changed
+        self.env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        self.env["MINIRUN_STORE"] = os.path.join(base, "mr-store")
         sh([MINIRUN, "load", "-i", LAYOUT, "--name", "busybox:latest"], self.env)
 
     def cmd(self, *args):
