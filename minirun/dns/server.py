@@ -14,7 +14,9 @@ Names come from the network store (<root>/.network/endpoints/*.json):
 on the asking container's network, each container is found by its
 hostname, its aliases (container name, compose service name, network
 aliases) and its short id; several containers under one name all answer
-(A records, rotated per query, as Docker's round robin).
+(A records, rotated per query, as Docker's round robin).  Other sources
+publish names for a network too (network/records.py: kube's Services), with
+zones in which a name they do not list is NXDOMAIN at once.
 """
 import errno
 import json
@@ -23,6 +25,7 @@ import socket
 import time
 
 from minirun.dns import wire
+from minirun.network import records
 
 ADDRESS = "127.0.0.11"
 TTL = 600                       # Docker's embedded server answers with 600 s
@@ -37,18 +40,22 @@ class NameTable:
 
     def __init__(self, root):
         self.dir = os.path.join(root, ".network", "endpoints")
+        self.records_dir = os.path.join(root, ".network", "records")
         self._stamp = None
         self.network_of = {}    # container id -> its network names
         self.upstreams = {}     # container id -> its own forwarders (--dns)
         self.names = {}         # (network, name) -> [ip, ...]
         self.reverse = {}       # (network, ip) -> name
+        self.zones = {}         # network -> zones whose names are all known here
 
     def refresh(self):
-        try:
-            mtime = os.stat(self.dir).st_mtime_ns
-        except FileNotFoundError:
-            mtime = 0
-        if mtime == self._stamp:
+        mtimes = []
+        for d in (self.dir, self.records_dir):
+            try:
+                mtimes.append(os.stat(d).st_mtime_ns)
+            except FileNotFoundError:
+                mtimes.append(0)
+        if mtimes == self._stamp:
             return
         network_of, names, reverse, upstreams = {}, {}, {}, {}
         try:
@@ -73,10 +80,18 @@ class NameTable:
             for name in dict.fromkeys(n.lower().rstrip(".") for n in own if n):
                 names.setdefault((net, name), []).append(ip)
             reverse[(net, ip)] = next(n for n in own if n)
+        zones = {}
+        for rec in records.load(self.records_dir):
+            net = rec["network"]
+            for name, ips in (rec.get("names") or {}).items():
+                have = names.setdefault((net, name), [])
+                have += [ip for ip in ips if ip not in have]
+            zones.setdefault(net, set()).update(rec.get("zones") or ())
         self.network_of, self.names, self.reverse = network_of, names, reverse
-        self.upstreams = upstreams
+        self.upstreams, self.zones = upstreams, zones
         # A change within the same clock tick would not move the mtime again.
-        self._stamp = mtime if time.time_ns() - mtime > TRUST_AFTER_NS else None
+        now = time.time_ns()
+        self._stamp = mtimes if all(now - m > TRUST_AFTER_NS for m in mtimes) else None
 
     def lookup(self, cid, name):
         """Addresses of `name` on the networks of container `cid` (None: unknown)."""
@@ -85,6 +100,15 @@ class NameTable:
         for net in self.network_of.get(cid, ()):
             found += [ip for ip in self.names.get((net, name), ()) if ip not in found]
         return found or None
+
+    def in_zone(self, cid, name):
+        """True if `name` is in a zone published for one of `cid`'s networks."""
+        self.refresh()
+        for net in self.network_of.get(cid, ()):
+            for zone in self.zones.get(net, ()):
+                if name == zone or name.endswith("." + zone):
+                    return True
+        return False
 
     def pointer(self, cid, name):
         """The name of a container for a PTR query of its address, or None."""
@@ -246,9 +270,10 @@ class Resolver:
             if target:
                 return wire.response(q, answers=[(wire.PTR, TTL, wire.rdata_name(target))],
                                      max_size=max_size)
-        if "." not in name and name:
+        if ("." not in name and name) or self.table.in_zone(cid, name):
             # A single label no container has: the host's resolvers would not
-            # know it either (Docker answers these itself too).
+            # know it either (Docker answers these itself too); nor a name in a
+            # zone a record source serves whole (cluster.local).
             return wire.response(q, wire.NXDOMAIN, max_size=max_size)
         return None
 

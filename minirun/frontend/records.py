@@ -250,6 +250,7 @@ def new_record(fe, cid, name, image, opts, *, spec, rootfs, bundle_dir, hostname
             "ExtraHosts": [f"{n}:{ip}" for n, ip in opts.add_hosts],
             "Dns": list(opts.dns),
             "DnsSearch": list(opts.dns_search),
+            "DnsOptions": list(opts.dns_options),
             "Init": opts.init,
         },
         "GraphDriver": {"Name": "overlay", "Data": {

@@ -140,6 +140,7 @@ class RunOptions:
     add_hosts: list = field(default_factory=list)  # [(name, ip)]
     dns: list = field(default_factory=list)
     dns_search: list = field(default_factory=list)
+    dns_options: list = field(default_factory=list)  # resolv.conf options ("ndots:5")
     network_aliases: list = field(default_factory=list)  # more names on its network
     extra_networks: list = field(default_factory=list)  # [(network, [aliases])] after the first
     restart: dict = field(default_factory=lambda: {"Name": "no", "MaximumRetryCount": 0})
@@ -175,8 +176,8 @@ class RunOptions:
                    memory=None, memory_swap=None, cpus=None, cpu_shares=None, pids_limit=None,
                    shm_size=None, ulimits=(), cap_add=(), cap_drop=(), privileged=False,
                    security_opt=(), userns=None, devices=(), add_hosts=(), dns=(),
-                   dns_search=(), restart="no", health_cmd=None, health_interval=None,
-                   health_timeout=None, health_retries=None, health_start_period=None,
+                   dns_search=(), dns_options=(), restart="no", health_cmd=None,
+                   health_interval=None, health_timeout=None, health_retries=None, health_start_period=None,
                    no_healthcheck=False, init=False, tty=False, interactive=False,
                    auto_remove=False, log_opts=(), labels=(), label_files=(),
                    stop_signal=None, stop_timeout=None):
@@ -218,6 +219,7 @@ class RunOptions:
             devices=[options.parse_device(d) for d in devices],
             add_hosts=[options.parse_add_host(h) for h in add_hosts],
             dns=[options.parse_ip(s, "--dns") for s in dns], dns_search=list(dns_search),
+            dns_options=list(dns_options),
             restart=options.parse_restart(restart),
             health=HealthFlags(health_cmd, health_interval, health_timeout, health_retries,
                                health_start_period, no_healthcheck),

@@ -105,6 +105,7 @@ def _start_runtime(fe, cid):
                           else (),
                           dns_servers=host.get("Dns") or None,
                           dns_search=host.get("DnsSearch") or None,
+                          dns_options=host.get("DnsOptions") or None,
                           extra_hosts=[h.split(":", 1) for h in host.get("ExtraHosts") or ()],
                           embedded_dns=True, root=fe.root)
         for extra, extra_aliases in rec.get("ExtraNetworks") or ():

@@ -14,10 +14,13 @@ from minirun.errors import MinirunError
 
 # Kubernetes restartPolicy -> Docker restart policy (the monitor restarts containers).
 RESTART = {"Always": "always", "OnFailure": "on-failure", "Never": "no"}
+# The pods' network: user-defined, so the front end serves the embedded resolver
+# (127.0.0.11) in every pod, where the Services' names are published.
+NETWORK = "minirun-kube"
 
 
 def run_options(container, *, name, labels, env, mounts, network=None, hostname=None,
-                restart="Always", grace=30):
+                restart="Always", grace=30, dns_search=(), dns_options=()):
     """A Kubernetes container -> RunOptions.
 
     container  podspec's dict: image, command (ENTRYPOINT), args (CMD), workingDir,
@@ -26,7 +29,9 @@ def run_options(container, *, name, labels, env, mounts, network=None, hostname=
     mounts     [(host_path, container_path, read_only)]
     grace      the pod's terminationGracePeriodSeconds
     network    None for the pod's infra container (it owns the netns and IPC namespace,
-               the ports, the hostname); "container:<infra id>" for the others
+               the ports, the hostname, the resolv.conf); "container:<infra id>" for the others
+    dns_*      the infra's resolv.conf search domains and options (the pod's containers
+               share its /etc files)
     """
     from minirun.frontend import options
     from minirun.frontend.runopts import Limits, Mount, PortMapping, RunOptions
@@ -53,7 +58,8 @@ def run_options(container, *, name, labels, env, mounts, network=None, hostname=
         image=container["image"], command=argv, entrypoint=entrypoint, name=name, env=list(env),
         mounts=[Mount(kind="bind", source=src, destination=dst, read_only=ro)
                 for src, dst, ro in mounts],
-        ports=ports, network=network or "bridge", hostname=hostname if network is None else None,
+        ports=ports, network=network or NETWORK, hostname=hostname if network is None else None,
+        dns_search=list(dns_search), dns_options=list(dns_options),
         ipc=network or "",             # the pod's containers share the infra's IPC too
         workdir=container.get("workingDir"),
         limits=Limits(memory=limits.get("memory"), cpus=cpus),
@@ -81,6 +87,29 @@ def ensure_image(fe, ref):
     from minirun.frontend import lifecycle
 
     lifecycle.resolve_image(fe, ref)
+
+
+def ensure_network(fe):
+    """The pods' network, made on first use (also by a concurrent creator)."""
+    from minirun import network
+
+    if network.Store(fe.root).network(NETWORK) is None:
+        try:
+            network.create_network(NETWORK, root=fe.root)
+        except MinirunError:
+            if network.Store(fe.root).network(NETWORK) is None:
+                raise
+
+
+def remove_network(fe):
+    """The pods' network goes with the last pod (kept while anything else uses it)."""
+    from minirun import network
+
+    if network.Store(fe.root).network(NETWORK) is not None:
+        try:
+            network.remove_network(NETWORK, root=fe.root)
+        except MinirunError:
+            pass   # a container someone else attached to it: left as it is
 
 
 def create_and_start(fe, opts):
@@ -111,7 +140,7 @@ def state(fe, cid):
 
 
 def address(fe, cid):
-    """The pod's IP: its infra container's address on the bridge (None if it has none)."""
+    """The pod's IP: its infra container's address on the pods' network (None if none)."""
     from minirun import network
 
     ep = network.endpoint(cid, root=fe.root)

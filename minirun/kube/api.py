@@ -290,3 +290,5 @@ def _sync_services(fe, data, force=False):
         rules[sk] = dict(svc, ports=ports)
     if changed:
         services.sync(fe, rules)
+    if not data["pods"]:
+        adapter.remove_network(fe)

@@ -16,7 +16,7 @@ import os
 import re
 import secrets
 
-from minirun.kube import adapter
+from minirun.kube import adapter, services
 from minirun.kube.objects import KubeError
 
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' random suffix alphabet
@@ -165,10 +165,13 @@ def start(fe, st, pod, configs):
     first = spec["containers"][0]
     ports = [p for c in spec["containers"] for p in c["ports"]]
     infra = {"image": first["image"], "command": adapter.infra_command(), "ports": ports}
+    adapter.ensure_network(fe)
     pod["infra"] = adapter.create_and_start(fe, adapter.run_options(
         infra, name=container_name(pod, "POD"), env=[],
         labels=dict(labels, **{"io.kubernetes.container.name": "POD"}), mounts=[],
-        hostname=spec["hostname"] or pod["name"], restart="Never"))
+        hostname=spec["hostname"] or pod["name"], restart="Never",
+        # kubelet's resolv.conf for ClusterFirst: the Services' names (services.py)
+        dns_search=services.search_domains(pod["namespace"]), dns_options=["ndots:5"]))
     pod["ip"] = adapter.address(fe, pod["infra"])
     for c in spec["containers"]:
         # $(VAR) in command and args: the container's own variables (Kubernetes' rule)

@@ -13,6 +13,10 @@ a rule exists only while a recorded Service explains it:
              ip daddr SERVICE_RANGE drop     # a ClusterIP without endpoints, or a port
                                              # it does not serve: nothing leaves the host
 
+The Services' DNS names (`<svc>.<ns>.svc.cluster.local` -> ClusterIP) are
+published with the rules, for the embedded resolver the pods ask
+(network/records.py; pods get kubelet's search list and ndots:5).
+
 numgen random spreads new connections evenly over the pods (conntrack keeps a
 connection on the pod it started on).  Masquerading for the replies is the
 network's own (its `ct status dnat` rules in the minirun table): a DNATed
@@ -23,6 +27,7 @@ import ipaddress
 from minirun.network import nat
 
 SERVICE_CIDR = "10.96.0.0/16"   # Kubernetes' default service range is 10.96.0.0/12
+DOMAIN = "cluster.local"        # the cluster domain of Services' DNS names
 
 
 def table_name(fe):
@@ -152,8 +157,29 @@ def ruleset(table, services, cidr=SERVICE_CIDR):
     return cmds
 
 
+def search_domains(namespace):
+    """A pod's resolv.conf search list, as kubelet writes it (dnsPolicy ClusterFirst)."""
+    return [f"{namespace}.svc.{DOMAIN}", f"svc.{DOMAIN}", DOMAIN]
+
+
+def dns_names(services):
+    """{"<svc>.<ns>.svc.cluster.local": [ClusterIP]} for the embedded resolver: with
+    the search list and ndots:5, `<svc>`, `<svc>.<ns>` and `<svc>.<ns>.svc` reach
+    these names too, as with cluster DNS."""
+    out = {}
+    for key, svc in services.items():
+        namespace, name = key.split("/", 1)
+        out[f"{name}.{namespace}.svc.{DOMAIN}"] = [svc["clusterIP"]]
+    return out
+
+
 def sync(fe, services):
-    """Make the table match `services`; no Service left: no table."""
+    """Make the table and the DNS names match `services`; no Service left: neither."""
+    from minirun.kube import adapter
+    from minirun.network import records
+
+    records.publish("kube", adapter.NETWORK, dns_names(services),
+                    zones=[DOMAIN] if services else (), root=fe.root)
     table = table_name(fe)
     if not services:
         nat.delete_table(table)

@@ -101,7 +101,9 @@ def embedded_resolv_conf(dns_search=None, dns_options=None, host_path=HOST_RESOL
             rest = [o for o in fields[1:] if not o.startswith("ndots:")]
             if rest:
                 keep.append("options " + " ".join(rest))
-    return "\n".join(["nameserver 127.0.0.11", *keep, "options ndots:0"]) + "\n"
+    # ndots:0 (Docker's) unless the caller sets ndots (kube's pods: ndots:5, as kubelet)
+    ndots = [] if any(o.startswith("ndots:") for o in dns_options or ()) else ["options ndots:0"]
+    return "\n".join(["nameserver 127.0.0.11", *keep, *ndots]) + "\n"
 
 
 def host_resolv_conf(host_path=HOST_RESOLV_CONF):

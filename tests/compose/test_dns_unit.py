@@ -290,3 +290,52 @@ def test_a_container_on_two_networks_sees_both(tmp_path):
     assert res.table.lookup(c, "proxy") == ["10.2.0.2"]    # its address on "back"
     assert res.table.lookup(b, "proxy") == ["10.1.0.2"]
     assert res.table.pointer(c, "2.0.2.10.in-addr.arpa") == "proxy"
+
+
+def test_published_records_and_zones(tmp_path):
+    """A record source (kube's Services) publishes names for one network, with a
+    zone it serves whole; the table follows publish and withdraw."""
+    from minirun.errors import MinirunError
+    from minirun.network import records
+
+    pod, other = "a" * 64, "b" * 64
+    write_endpoint(tmp_path, pod, "minirun-kube", "10.89.0.2")
+    write_endpoint(tmp_path, other, "proj_default", "10.90.0.2")
+    res = make_resolver(tmp_path)
+
+    def ask(cid, name, qtype=wire.A):
+        out = res.answer(cid, wire.Query(wire.query(name, qtype)))
+        return None if out is None else wire.parse_response(out)
+
+    assert ask(pod, "web.default.svc.cluster.local") is None      # not published: upstream
+    records.publish("kube", "minirun-kube", {"Web.default.svc.cluster.local.": ["10.96.0.10"]},
+                    zones=["cluster.local"], root=str(tmp_path))
+    touch_old(records.directory(str(tmp_path)))
+    r = ask(pod, "web.default.svc.cluster.local")
+    assert [x[3] for x in r["answers"]] == ["10.96.0.10"]
+    # In the zone but unknown: NXDOMAIN here (a search-list try), not forwarded.
+    assert ask(pod, "web.svc.cluster.local")["rcode"] == wire.NXDOMAIN
+    assert ask(pod, "pypi.org.default.svc.cluster.local")["rcode"] == wire.NXDOMAIN
+    assert ask(pod, "web.default.svc.cluster.local", wire.AAAA)["answers"] == []
+    assert ask(pod, "pypi.org") is None
+    # Another network does not see them.
+    assert ask(other, "web.default.svc.cluster.local") is None
+    records.publish("kube", "minirun-kube", {}, root=str(tmp_path))      # nothing: withdrawn
+    touch_old(records.directory(str(tmp_path)))
+    assert ask(pod, "web.default.svc.cluster.local") is None
+    assert os.listdir(records.directory(str(tmp_path))) == []
+    with pytest.raises(MinirunError, match="invalid DNS name"):
+        records.publish("kube", "n", {"bad..name": ["10.0.0.1"]}, root=str(tmp_path))
+    with pytest.raises(MinirunError, match="invalid record source"):
+        records.publish("../x", "n", {}, root=str(tmp_path))
+
+
+def test_embedded_resolv_conf_keeps_a_given_ndots(tmp_path):
+    from minirun.network import dns
+
+    host = tmp_path / "resolv.conf"
+    host.write_text("nameserver 10.0.0.1\nsearch corp.example\n")
+    search = ["default.svc.cluster.local", "svc.cluster.local", "cluster.local"]
+    assert dns.embedded_resolv_conf(search, ["ndots:5"], host_path=str(host)) == (
+        "nameserver 127.0.0.11\nsearch default.svc.cluster.local svc.cluster.local "
+        "cluster.local\noptions ndots:5\n")

@@ -88,6 +88,16 @@ class Kube(Docker):
             out.append(f"nftables table {self.kube_table()}")
         if self.controller_pid():
             out.append(f"controller pid {self.controller_pid()}")
+        from minirun import network
+        from minirun.kube import adapter
+        from minirun.network import records
+
+        net = network.Store(self.root).network(adapter.NETWORK)
+        if net:
+            out.append(f"network {adapter.NETWORK} (bridge {net['bridge']})")
+        rec_dir = records.directory(self.root)
+        if os.path.isdir(rec_dir) and os.listdir(rec_dir):
+            out.append(f"DNS records: {os.listdir(rec_dir)}")
         return out
 
     def cleanup(self):

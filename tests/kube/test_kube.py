@@ -183,7 +183,7 @@ def test_course_deployment_with_services_replaces_a_killed_pod(kube, tmp_path):
 apiVersion: v1
 kind: Service
 metadata:
-  name: nginx
+  name: nginx-service
 spec:
   selector:
     app: nginx
@@ -205,11 +205,11 @@ spec:
     nodePort: {node_port}
 """)
     out = kube.play(manifest).stdout.splitlines()
-    assert out == ["service/nginx created", "service/nginx-nodeport created",
+    assert out == ["service/nginx-service created", "service/nginx-nodeport created",
                    "deployment.apps/nginx-deployment created"]
     pods = kube.pods()
     assert len(pods) == 3 and all(n.startswith("nginx-deployment-") for n in pods)
-    svc = kube.service("nginx")
+    svc = kube.service("nginx-service")
     assert sorted(svc["endpoints"]) == sorted(p["ip"] for p in pods.values())
     cluster_ip = svc["clusterIP"]
     table = kube("kube", "get").stdout
@@ -224,6 +224,23 @@ spec:
     script = f"for i in $(seq 40); do wget -qO- http://{cluster_ip}/; done"
     got = set(kube.exec(some, "sh", "-c", script, check=False).stdout.split())
     assert got == names
+    # Cluster DNS: the Service by name, through the pod's resolver (127.0.0.11),
+    # kubelet's search list and ndots:5.
+    resolv = kube.exec(some, "cat", "/etc/resolv.conf").stdout
+    assert resolv == ("nameserver 127.0.0.11\nsearch default.svc.cluster.local "
+                      "svc.cluster.local cluster.local\noptions ndots:5\n")
+    for name in ("nginx-service", "nginx-service.default.svc.cluster.local"):
+        # busybox's nslookup tries the search list only for a name without a dot,
+        # and prints each domain's NXDOMAIN (exit 1), as against a cluster's DNS
+        res = kube.exec(some, "nslookup", name, check=False)
+        assert f"Address: {cluster_ip}" in res.stdout, res.stdout
+    res = kube.exec(some, "nslookup", "no-such-service", check=False)
+    assert "NXDOMAIN" in res.stdout and "Name:" not in res.stdout
+    # The C library's resolver (wget) applies the search list to every short form.
+    script = " && ".join(f"wget -qO- http://{name}/" for name in (
+        "nginx-service", "nginx-service.default", "nginx-service.default.svc"))
+    got = kube.exec(some, "sh", "-c", script).stdout.split()
+    assert len(got) == 3 and set(got) <= names
 
     # Kill a pod (its infra container holds the network namespace): replaced.
     victim = sorted(names)[1]
@@ -233,7 +250,7 @@ spec:
              what="the killed pod to be replaced")
     new_names = set(kube.pods())
     assert len(new_names - names) == 1
-    wait_for(lambda: sorted(kube.service("nginx")["endpoints"]) ==
+    wait_for(lambda: sorted(kube.service("nginx-service")["endpoints"]) ==
              sorted(p["ip"] for p in kube.pods().values()), what="the endpoints to follow")
     assert _answers(lambda: _http(cluster_ip, 80), new_names) == new_names
     assert not kube("ps", "-a", "-q", "--filter", f"name={victim}").stdout.strip()
@@ -251,14 +268,14 @@ spec:
                     open(manifest).read().replace("replicas: 3", "replicas: 2"))
     out = kube.play(scaled).stdout.splitlines()
     assert "deployment.apps/nginx-deployment configured" in out
-    assert "service/nginx unchanged" in out
+    assert "service/nginx-service unchanged" in out
     assert len(kube.pods()) == 2 and set(kube.pods()) < new_names
-    assert sorted(kube.service("nginx")["endpoints"]) == sorted(
+    assert sorted(kube.service("nginx-service")["endpoints"]) == sorted(
         p["ip"] for p in kube.pods().values())
 
     out = kube.down(manifest).stdout.splitlines()
     assert out == ['deployment.apps "nginx-deployment" deleted',
-                   'service "nginx" deleted', 'service "nginx-nodeport" deleted']
+                   'service "nginx-service" deleted', 'service "nginx-nodeport" deleted']
     assert kube.kube_leftovers() == []
     assert http_get(node_port, timeout=0.5) is None
 
