@@ -178,8 +178,8 @@ class RunOptions:
                    security_opt=(), userns=None, devices=(), add_hosts=(), dns=(),
                    dns_search=(), dns_options=(), restart="no", health_cmd=None,
                    health_interval=None, health_timeout=None, health_retries=None,
-                   health_start_period=None, no_healthcheck=False, init=False, tty=False, interactive=False,
-                   auto_remove=False, log_opts=(), labels=(), label_files=(),
+                   health_start_period=None, no_healthcheck=False, init=False, tty=False,
+                   interactive=False, auto_remove=False, log_opts=(), labels=(), label_files=(),
                    stop_signal=None, stop_timeout=None):
         """Docker's flag strings -> RunOptions (BadOption on the first bad value)."""
         from minirun.frontend import options
