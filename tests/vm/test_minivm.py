@@ -1,7 +1,7 @@
-"""minivm, the cgroup v2 guest: its pure pieces (initramfs archive, module
-order, the command script, kernel extraction) without root, and one real boot
-that checks what the tests rely on: cgroup v2 only, output and exit status
-back on the host, a timeout that stops the guest."""
+"""minivm, the cgroup v2 guest.  Without root: its pure pieces (vmimage.py's
+initramfs archive, module order and kernel extraction; minivm.py's command
+script).  As root, real boots that check what the tests rely on: cgroup v2
+only, output and exit status back on the host, a timeout that stops the guest."""
 import io
 import lzma
 import os
@@ -13,6 +13,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import minivm  # noqa: E402
+import vmimage  # noqa: E402
 
 unprivileged = pytest.mark.unprivileged
 
@@ -36,7 +37,7 @@ def _parse_newc(data):
 
 @unprivileged
 def test_cpio_newc_archive_round_trips():
-    archive = minivm.Cpio()
+    archive = vmimage.Cpio()
     archive.dir("bin")
     archive.file("bin/busybox", b"\x7fELF" + b"x" * 5, 0o755)
     archive.add("bin/sh", 0o120777, b"busybox")
@@ -58,14 +59,14 @@ def test_module_closure_puts_dependencies_first(tmp_path):
         "kernel/fs/netfs/netfs.ko:\n"
         "kernel/virtio.ko:\n")
     (tmp_path / "modules.builtin").write_text("kernel/fs/overlayfs/overlay.ko\n")
-    order = minivm.module_closure(str(tmp_path), ["9pnet_virtio", "9p", "overlay"])
+    order = vmimage.module_closure(str(tmp_path), ["9pnet_virtio", "9p", "overlay"])
     assert order == ["kernel/net/9p/9pnet.ko.xz", "kernel/virtio.ko",
                      "kernel/net/9p/9pnet_virtio.ko.xz", "kernel/fs/netfs/netfs.ko",
                      "kernel/fs/9p/9p.ko.xz"]
-    with pytest.raises(minivm.SetupError, match="virtio_blk not in"):
-        minivm.module_closure(str(tmp_path), ["virtio_blk"])
+    with pytest.raises(vmimage.SetupError, match="virtio_blk not in"):
+        vmimage.module_closure(str(tmp_path), ["virtio_blk"])
     (tmp_path / "m.ko.xz").write_bytes(lzma.compress(b"module"))
-    assert minivm._read_module(str(tmp_path / "m.ko.xz")) == b"module"
+    assert vmimage.read_module(str(tmp_path / "m.ko.xz")) == b"module"
 
 
 @unprivileged
@@ -85,17 +86,17 @@ def test_command_script_keeps_arguments_and_environment(tmp_path):
 
 @unprivileged
 def test_static_busybox_and_kernel_payload(tmp_path):
-    assert not minivm.is_static_elf(__file__)
+    assert not vmimage.is_static_elf(__file__)
     python = os.path.realpath(sys.executable)
-    assert not minivm.is_static_elf(python)            # has a dynamic loader
+    assert not vmimage.is_static_elf(python)            # has a dynamic loader
     busybox = shutil.which("busybox")
     if busybox and shutil.which("readelf"):
         headers = subprocess.run(["readelf", "-lW", busybox], capture_output=True, text=True)
-        assert minivm.is_static_elf(busybox) == ("INTERP" not in headers.stdout)
+        assert vmimage.is_static_elf(busybox) == ("INTERP" not in headers.stdout)
     elf = b"\x7fELF\x02\x01\x01" + bytes(100)
     bzimage = b"MZ boot code \x1f\x8b\x08 not really gzip " + lzma.compress(elf) + b"relocs"
-    assert minivm._decompress_payload(bzimage) == elf
-    assert minivm._decompress_payload(b"MZ nothing here") is None
+    assert vmimage.decompress_payload(bzimage) == elf
+    assert vmimage.decompress_payload(b"MZ nothing here") is None
 
 
 @unprivileged
@@ -134,3 +135,13 @@ def test_timeout_stops_the_guest(guest_ready):
     status = minivm.run(["sleep", "600"], out=io.BytesIO(), err=err, timeout=1)
     assert status == minivm.EXIT_TIMEOUT
     assert b"timed out after 1 s" in err.getvalue()
+
+
+@pytest.mark.vm
+def test_a_guest_that_dies_says_so(guest_ready, monkeypatch):
+    monkeypatch.setenv("MINIRUN_VM_APPEND", "rdinit=/no-such-init")   # the kernel panics
+    err = io.BytesIO()
+    status = minivm.run(["true"], out=io.BytesIO(), err=err, timeout=300)
+    assert status == minivm.EXIT_NO_STATUS
+    assert b"without an exit status" in err.getvalue()
+    assert b"Kernel panic" in err.getvalue()    # the end of the guest's console
