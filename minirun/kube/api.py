@@ -131,8 +131,11 @@ def get(fe):
     data = State(fe).snapshot()
     pod_rows = []
     for pk, pod in sorted(data["pods"].items()):
-        ready = sum(1 for cid in pod["containers"].values()
-                    if adapter.state(fe, cid) == "running")
+        probed = {c["name"] for c in pod["spec"]["containers"] if c.get("readiness")}
+        verdicts = pod.get("ready") or {}
+        ready = sum(1 for name, cid in pod["containers"].items()
+                    if adapter.state(fe, cid) == "running"
+                    and (name not in probed or verdicts.get(name, False)))
         status = "Running" if pods.alive(fe, pod) else "Failed"
         pod_rows.append({"namespace": pod["namespace"], "name": pod["name"],
                          "ready": f"{ready}/{len(pod['spec']['containers'])}",
@@ -268,7 +271,7 @@ def _target_port(svc_port, pod):
 
 
 def _sync_services(fe, data, force=False):
-    """Endpoints = running pods whose labels match the selector; the rules are
+    """Endpoints = running and ready pods whose labels match the selector; the rules are
     rewritten when an endpoint changed (the controller, every second) or when
     asked (play and down, whose Services may have changed)."""
     changed = force
@@ -278,7 +281,7 @@ def _sync_services(fe, data, force=False):
         members = [p for p in data["pods"].values()
                    if p["namespace"] == ns and p.get("ip") and svc["selector"]
                    and all(p["labels"].get(a) == b for a, b in svc["selector"].items())
-                   and pods.alive(fe, p)]
+                   and pods.ready(p) and pods.alive(fe, p)]
         endpoints = sorted(p["ip"] for p in members)
         if endpoints != svc.get("endpoints"):
             svc["endpoints"] = endpoints

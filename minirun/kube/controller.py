@@ -9,9 +9,14 @@ controllers):
     network namespace, which the monitor cannot give back: this process replaces
     it (a Deployment's pod by a new pod, a bare Pod by the same one again), and
     follows the new pod addresses into the Services' nftables rules;
-  * liveness probes (exec in the container, httpGet from the host to the pod's
-    address, as the kubelet does): after failureThreshold failures the container
-    is SIGKILLed without a manual stop, so the monitor restarts it.
+  * liveness probes (exec in the container, httpGet and tcpSocket from the host
+    to the pod's address, as the kubelet does): after failureThreshold failures
+    the container is SIGKILLed without a manual stop, so the monitor restarts it;
+  * readiness probes (the same three kinds): a container with one is ready after
+    successThreshold successes, not ready after failureThreshold failures, and not
+    ready while it is not running or since it (re)started; the results go into
+    the state under the lock (pod["ready"]) and a pod is a Service endpoint only
+    while all its probed containers are ready (api._sync_services).
 It reconciles once a second under the kube state lock (play and down take the
 same lock) and leaves by itself when the last object is deleted.  A flock on
 controller.lock held for its whole life keeps it single.
@@ -83,57 +88,89 @@ def stop(fe, timeout=10.0):
 
 
 class Prober:
-    """Liveness probes, timed per container (kept in memory: a restarted controller
-    simply starts counting again, as a restarted kubelet does)."""
+    """Liveness and readiness probes, timed per container and kind (kept in memory:
+    a restarted controller simply starts counting again, as a restarted kubelet
+    does; its readiness starts from "not ready")."""
 
     def __init__(self, fe):
         self.fe = fe
-        self.timers = {}   # cid -> {"started", "next", "failures"}
+        self.timers = {}   # (cid, kind) -> {"started", "next", "failures", "successes"}
+        self.ready = {}    # cid -> readiness probe's verdict
 
     def targets(self, data):
         for pod in data["pods"].values():
             for c in pod["spec"]["containers"]:
                 cid = pod["containers"].get(c["name"])
-                if c.get("liveness") and cid:
-                    yield cid, c["liveness"], pod
+                for kind in ("liveness", "readiness"):
+                    if c.get(kind) and cid:
+                        yield cid, kind, c[kind], pod
 
     def run(self, data, now):
         from minirun.kube import adapter
 
         seen = set()
-        for cid, probe, pod in list(self.targets(data)):
-            seen.add(cid)
+        for cid, kind, probe, pod in list(self.targets(data)):
+            seen.add((cid, kind))
             try:
                 rec = self.fe.load(cid)
             except Exception:
                 continue
             if adapter.state(self.fe, cid) != "running":
+                self.ready.pop(cid, None)
                 continue
             started = rec["State"].get("StartedAt")
-            t = self.timers.get(cid)
+            t = self.timers.get((cid, kind))
             if t is None or t["started"] != started:
-                t = self.timers[cid] = {"started": started, "failures": 0,
-                                        "next": now + probe["initialDelaySeconds"]}
+                # (re)started: counted afresh, and not ready until probed again
+                t = self.timers[(cid, kind)] = {"started": started, "failures": 0,
+                                                "successes": 0,
+                                                "next": now + probe["initialDelaySeconds"]}
+                if kind == "readiness":
+                    self.ready[cid] = False
             if now < t["next"]:
                 continue
             t["next"] = now + probe["periodSeconds"]
             if self.check(cid, probe, pod):
                 t["failures"] = 0
+                t["successes"] += 1
+                if kind == "readiness" and t["successes"] >= probe["successThreshold"]:
+                    self.ready[cid] = True
                 continue
+            t["successes"] = 0
             t["failures"] += 1
-            if t["failures"] >= probe["failureThreshold"]:
-                print(f"{time.strftime('%H:%M:%S')} liveness probe failed "
-                      f"{t['failures']} times: restarting {pod['name']}/{cid[:12]}", flush=True)
-                adapter.kill_for_restart(self.fe, cid)
-                del self.timers[cid]
-        for cid in set(self.timers) - seen:
-            del self.timers[cid]
+            if t["failures"] < probe["failureThreshold"]:
+                continue
+            if kind == "readiness":
+                self.ready[cid] = False
+                continue
+            print(f"{time.strftime('%H:%M:%S')} liveness probe failed "
+                  f"{t['failures']} times: restarting {pod['name']}/{cid[:12]}", flush=True)
+            adapter.kill_for_restart(self.fe, cid)
+            del self.timers[(cid, kind)]
+        for key in set(self.timers) - seen:
+            del self.timers[key]
+        for cid in set(self.ready) - {cid for cid, kind in seen if kind == "readiness"}:
+            del self.ready[cid]
+
+    def record(self, data):
+        """Write the readiness verdicts into the pods' records (caller holds the lock);
+        True if one changed."""
+        changed = False
+        for pod in data["pods"].values():
+            ready = {c["name"]: self.ready.get(pod["containers"].get(c["name"]), False)
+                     for c in pod["spec"]["containers"] if c.get("readiness")}
+            if ready and pod.get("ready") != ready:
+                pod["ready"] = ready
+                changed = True
+        return changed
 
     def check(self, cid, probe, pod):
         from minirun.kube import adapter
 
         if "exec" in probe:
             return adapter.exec_probe(self.fe, cid, probe["exec"], probe["timeoutSeconds"])
+        if "tcpSocket" in probe:
+            return tcp_ok(pod.get("ip"), probe["tcpSocket"]["port"], probe["timeoutSeconds"])
         return http_ok(pod.get("ip"), probe["httpGet"]["port"], probe["httpGet"]["path"],
                        probe["timeoutSeconds"])
 
@@ -152,6 +189,19 @@ def http_ok(ip, port, path, timeout):
         return False
     finally:
         conn.close()
+
+
+def tcp_ok(ip, port, timeout):
+    """The kubelet's tcpSocket: the connection opens."""
+    import socket
+
+    if not ip:
+        return False
+    try:
+        socket.create_connection((ip, port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
 
 
 def main(store_root, root):
@@ -180,6 +230,7 @@ def main(store_root, root):
                 with st.locked() as data:
                     if st.empty(data):
                         break
+                    prober.record(data)
                     for error in api.reconcile(fe, st, data):
                         print(f"{time.strftime('%H:%M:%S')} {error}", flush=True)
                     snapshot = {"pods": {k: dict(v) for k, v in data["pods"].items()}}

@@ -200,6 +200,14 @@ def remove(fe, st, pod):
     shutil.rmtree(st.pod_dir(pod["namespace"], pod["name"]), ignore_errors=True)
 
 
+def ready(pod):
+    """Every container with a readiness probe passed it (the controller records the
+    verdicts in pod["ready"]; none yet: not ready, as a new pod in a cluster)."""
+    verdicts = pod.get("ready") or {}
+    return all(verdicts.get(c["name"], False) for c in pod["spec"]["containers"]
+               if c.get("readiness"))
+
+
 def alive(fe, pod):
     """A pod lives while its infra container runs (it holds the netns) and every
     container of it exists (running, or exited and left to its restart policy).

@@ -8,8 +8,8 @@ A container: name, image, command, args, env (list of {name, value} or
 {name, ref: {kind, name, key, optional}}), envFrom ({kind, name, prefix}),
 ports ({containerPort, hostPort, hostIP, protocol, name}), volumeMounts
 ({name, mountPath, readOnly, subPath}), limits ({cpu: cores, memory: bytes}),
-liveness (None or {exec | httpGet, initialDelaySeconds, periodSeconds,
-timeoutSeconds, failureThreshold}), workingDir.
+liveness and readiness (None or {exec | httpGet | tcpSocket, initialDelaySeconds,
+periodSeconds, timeoutSeconds, failureThreshold, successThreshold}), workingDir.
 """
 import posixpath
 
@@ -145,6 +145,10 @@ def _container(where, c, path, volumes):
         "memory": int(o.quantity(limits["memory"], where, f"{path}.resources.limits.memory"))
         if "memory" in limits else None}
     out["liveness"] = _probe(where, c.get("livenessProbe"), f"{path}.livenessProbe", out)
+    if out["liveness"] and out["liveness"]["successThreshold"] != 1:
+        where.fail(f"{path}.livenessProbe.successThreshold", "Invalid value: "
+                   f"{out['liveness']['successThreshold']}: must be 1")
+    out["readiness"] = _probe(where, c.get("readinessProbe"), f"{path}.readinessProbe", out)
     return out
 
 
@@ -198,7 +202,9 @@ def _probe(where, p, path, container):
            "timeoutSeconds": where.integer(p.get("timeoutSeconds"), f"{path}.timeoutSeconds",
                                            1, low=1),
            "failureThreshold": where.integer(p.get("failureThreshold"),
-                                             f"{path}.failureThreshold", 3, low=1)}
+                                             f"{path}.failureThreshold", 3, low=1),
+           "successThreshold": where.integer(p.get("successThreshold"),
+                                             f"{path}.successThreshold", 1, low=1)}
     if "exec" in p:
         command = where.strings(where.mapping(p["exec"], f"{path}.exec").get("command"),
                                 f"{path}.exec.command")
@@ -207,21 +213,30 @@ def _probe(where, p, path, container):
         out["exec"] = command
     elif "httpGet" in p:
         get = where.mapping(p["httpGet"], f"{path}.httpGet")
-        port = get.get("port")
-        if isinstance(port, str) and not port.isdigit():
-            named = [x["containerPort"] for x in container["ports"] if x["name"] == port]
-            if not named:
-                where.fail(f"{path}.httpGet.port", f"Invalid value: {port!r}: no container "
-                                                   "port of that name")
-            port = named[0]
-        port = where.integer(int(port) if isinstance(port, str) else port,
-                             f"{path}.httpGet.port", low=1, high=65535)
-        if port is None:
-            where.fail(f"{path}.httpGet.port", "Required value")
+        port = _probe_port(where, get.get("port"), f"{path}.httpGet.port", container)
         if (get.get("scheme") or "HTTP") != "HTTP":
             where.fail(f"{path}.httpGet.scheme", "only HTTP is supported")
         out["httpGet"] = {"path": where.string(get.get("path"), f"{path}.httpGet.path") or "/",
                           "port": port}
+    elif "tcpSocket" in p:
+        sock = where.mapping(p["tcpSocket"], f"{path}.tcpSocket")
+        if sock.get("host"):
+            where.fail(f"{path}.tcpSocket.host", "only the pod's own address is supported")
+        out["tcpSocket"] = {"port": _probe_port(where, sock.get("port"),
+                                                f"{path}.tcpSocket.port", container)}
     else:
-        where.fail(path, "must have exec or httpGet (tcpSocket and grpc are not supported)")
+        where.fail(path, "must have exec, httpGet or tcpSocket (grpc is not supported)")
     return out
+
+
+def _probe_port(where, port, path, container):
+    """A probe's port: a number, or the name of one of the container's ports."""
+    if isinstance(port, str) and not port.isdigit():
+        named = [x["containerPort"] for x in container["ports"] if x["name"] == port]
+        if not named:
+            where.fail(path, f"Invalid value: {port!r}: no container port of that name")
+        port = named[0]
+    port = where.integer(int(port) if isinstance(port, str) else port, path, low=1, high=65535)
+    if port is None:
+        where.fail(path, "Required value")
+    return port

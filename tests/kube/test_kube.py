@@ -1,7 +1,8 @@
 """`minirun kube play/down` with real containers: pods sharing a network
 namespace, a Deployment that replaces a killed pod, Services answering from
 every pod (ClusterIP from the host and from a pod, NodePort from the host),
-liveness probes, and nothing left after `kube down`."""
+Service names through the pods' resolver, liveness and readiness probes, and
+nothing left after `kube down`."""
 import os
 import signal
 
@@ -280,7 +281,7 @@ spec:
     assert http_get(node_port, timeout=0.5) is None
 
 
-def test_liveness_probes_restart_the_container(kube, tmp_path):
+def test_probes_restart_the_container_and_gate_the_endpoints(kube, tmp_path):
     manifest = _write(tmp_path, "probes.yaml", """\
 apiVersion: v1
 kind: Pod
@@ -301,16 +302,61 @@ spec:
       initialDelaySeconds: 1
       periodSeconds: 1
       failureThreshold: 2
+  - name: tcp-probe
+    image: busybox:latest
+    command: ["sleep", "3600"]
+    livenessProbe:
+      tcpSocket: {port: 8181}       # nothing listens there
+      periodSeconds: 1
+      failureThreshold: 2
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: late, labels: {app: late}}
+spec:
+  containers:
+  - name: web                       # serves after 3 s
+    image: nginx:1.14.2
+    command: ["sh", "-c", "sleep 3; echo late > /var/www/index.html; exec httpd -f -p 80 -h /var/www"]
+    readinessProbe: {httpGet: {path: /, port: 80}, periodSeconds: 1}
+  - name: flag                      # ready while /tmp/ready exists
+    image: busybox:latest
+    command: ["sh", "-c", "sleep 2; touch /tmp/ready; exec sleep 3600"]
+    readinessProbe: {exec: {command: [cat, /tmp/ready]}, periodSeconds: 1, failureThreshold: 1}
+  - name: tcp
+    image: busybox:latest
+    command: ["sh", "-c", "sleep 2; mkdir -p /tmp/w; exec httpd -f -p 8080 -h /tmp/w"]
+    readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: late}
+spec:
+  selector: {app: late}
+  ports: [{port: 80}]
 """)
     kube.play(manifest)
-    for name in ("exec-probe", "http-probe"):
+    # Not an endpoint before its probes pass (the pod runs from the start).
+    assert kube.service("late")["endpoints"] == []
+    ip = kube.pods()["late"]["ip"]
+    wait_for(lambda: kube.service("late")["endpoints"] == [ip], timeout=40, interval=0.5,
+             what="the pod to become ready")
+    rows = kube("kube", "get").stdout
+    assert any(line.split()[1:3] == ["late", "3/3"] for line in rows.splitlines()), rows
+    assert _http(kube.service("late")["clusterIP"], 80).strip() == "late"
+    kube.exec("k8s_flag_late_default", "rm", "/tmp/ready")
+    wait_for(lambda: kube.service("late")["endpoints"] == [], timeout=20, interval=0.5,
+             what="the pod to leave the endpoints")
+    for name in ("exec-probe", "http-probe", "tcp-probe"):
         wait_for(lambda name=name: kube.inspect(f"k8s_{name}_probed_default")["RestartCount"]
                  >= 1, timeout=40, interval=0.5, what=f"{name} to be restarted")
     kube.down(manifest)
     assert kube.kube_leftovers() == []
     again = kube.kube("down", manifest, check=False)
     assert again.returncode == 1
-    assert again.stderr == 'Error from server (NotFound): pods "probed" not found\n'
+    assert again.stderr == ('Error from server (NotFound): pods "probed" not found\n'
+                            'Error from server (NotFound): pods "late" not found\n'
+                            'Error from server (NotFound): services "late" not found\n')
 
 
 @pytest.mark.parametrize("text, message", [

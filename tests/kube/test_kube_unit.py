@@ -127,3 +127,58 @@ def test_ruleset_dnats_with_numgen_over_the_endpoints():
     single = [c["add"]["rule"] for c in one if "rule" in c.get("add", {})
               and c["add"]["rule"]["chain"] == "services"][0]
     assert single["expr"][-1] == {"dnat": {"addr": "10.88.0.9", "port": 8080}}
+
+
+def test_probes_readiness_and_tcp_socket():
+    (pod,) = load_text(POD.replace("image: busybox", """image: busybox
+    ports: [{name: web, containerPort: 8080}]
+    readinessProbe: {tcpSocket: {port: web}, periodSeconds: 2, successThreshold: 2}
+    livenessProbe: {tcpSocket: {port: 8080}}"""))
+    c = pod["spec"]["containers"][0]
+    assert c["readiness"] == {"tcpSocket": {"port": 8080}, "initialDelaySeconds": 0,
+                              "periodSeconds": 2, "timeoutSeconds": 1, "failureThreshold": 3,
+                              "successThreshold": 2}
+    assert c["liveness"]["tcpSocket"] == {"port": 8080}
+    # No verdict yet: not ready; a pod without readiness probes is always ready.
+    record = pods.new_pod("p", "default", {}, pod["spec"])
+    assert not pods.ready(record)
+    record["ready"] = {"c": True}
+    assert pods.ready(record)
+    assert pods.ready(pods.new_pod("q", "default", {}, load_text(POD)[0]["spec"]))
+    for probe, message in [
+            ("livenessProbe: {tcpSocket: {port: 80}, successThreshold: 2}",
+             "livenessProbe.successThreshold: Invalid value: 2: must be 1"),
+            ("readinessProbe: {tcpSocket: {port: nope}}",
+             "readinessProbe.tcpSocket.port: Invalid value: 'nope'"),
+            ("readinessProbe: {grpc: {port: 80}}", "must have exec, httpGet or tcpSocket")]:
+        with pytest.raises(KubeError, match=message):
+            load_text(POD.replace("image: busybox", "image: busybox\n    " + probe))
+
+
+def test_prober_readiness_verdicts(monkeypatch):
+    """The controller's Prober: not ready until successThreshold successes, not
+    ready after failureThreshold failures, verdicts written into the pod records."""
+    from minirun.kube import adapter, controller
+
+    (obj,) = load_text(POD.replace("image: busybox", """image: busybox
+    readinessProbe: {tcpSocket: {port: 80}, periodSeconds: 1, successThreshold: 2,
+                     failureThreshold: 2}"""))
+    pod = pods.new_pod("p", "default", {}, obj["spec"])
+    pod["containers"] = {"c": "cid1"}
+    data = {"pods": {"default/p": pod}}
+
+    class FakeFrontend:
+        def load(self, cid):
+            return {"State": {"StartedAt": "t0"}}
+
+    monkeypatch.setattr(adapter, "state", lambda fe, cid: "running")
+    answers = []
+    prober = controller.Prober(FakeFrontend())
+    monkeypatch.setattr(prober, "check", lambda cid, probe, pod: answers.pop(0))
+    verdicts = []
+    for t, answer in enumerate([True, True, False, True, False, False]):
+        answers.append(answer)
+        prober.run(data, float(t))
+        prober.record(data)
+        verdicts.append(pod["ready"]["c"])
+    assert verdicts == [False, True, True, True, True, False]
