@@ -117,6 +117,19 @@ _IPC_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
 _UTS_SYSCTLS = {"kernel.hostname", "kernel.domainname"}
 
 
+def sysctl_namespace(key):
+    """The namespace a sysctl belongs to ("ipc", "uts", "network"), or None when
+    it is not namespaced (writing it in a container would change the host)."""
+    name = key.replace("/", ".")
+    if name in _IPC_SYSCTLS or name.startswith("fs.mqueue."):
+        return "ipc"
+    if name in _UTS_SYSCTLS:
+        return "uts"
+    if name.startswith("net."):
+        return "network"
+    return None
+
+
 def validate_sysctls(config):
     sysctls = (config.get("linux") or {}).get("sysctl") or {}
     if not sysctls:
@@ -124,14 +137,8 @@ def validate_sysctls(config):
     own = {t for t, path in namespaces(config).items() if not path}
     joined = set(namespaces(config)) - own
     for key in sysctls:
-        name = key.replace("/", ".")
-        if name in _IPC_SYSCTLS or name.startswith("fs.mqueue."):
-            needed = "ipc"
-        elif name in _UTS_SYSCTLS:
-            needed = "uts"
-        elif name.startswith("net."):
-            needed = "network"
-        else:
+        needed = sysctl_namespace(key)
+        if needed is None:
             raise ConfigError(f"sysctl {key!r} is not namespaced: setting it would change the host")
         if needed not in own and needed not in joined:
             raise ConfigError(f"sysctl {key!r} needs the container's own {needed} namespace")

@@ -111,8 +111,11 @@ def run_options(config, service_name, *, name, labels, command=None, entrypoint=
         # the command (setting an entrypoint drops the image's CMD, as in Docker).
         ep_flag = ep[0] if ep else ""
         cmd = list(ep[1:]) + cmd
+    from minirun.compose import namespaces
+
     volumes, mounts, tmpfs = _mount_flags(config, svc)
-    net = next(iter(svc["networks"]))
+    mode = svc.get("network_mode")
+    net = None if mode else next(iter(svc["networks"]))
     stop_timeout = None
     if "stop_grace_period" in svc:
         stop_timeout = math.ceil(parse_duration(svc["stop_grace_period"]))
@@ -122,13 +125,16 @@ def run_options(config, service_name, *, name, labels, command=None, entrypoint=
         env=env + list(extra_env), volumes=volumes, mounts=mounts, tmpfs=tmpfs,
         publish=[_publish(p) for p in svc.get("ports") or []] if publish else (),
         expose=[e if "/" in e else f"{e}/tcp" for e in svc.get("expose") or []],
-        network=network_name(config, net), hostname=svc.get("hostname"),
+        network=namespaces.network_flag(config, mode) if mode else network_name(config, net),
+        hostname=svc.get("hostname"),
         user=svc.get("user"), workdir=svc.get("working_dir"),
         read_only=svc.get("read_only", False),
         memory=limits.get("memory") or svc.get("mem_limit"),
         cpus=limits.get("cpus") or svc.get("cpus"),
         pids_limit=limits.get("pids") or svc.get("pids_limit"),
         cap_add=svc.get("cap_add") or (), cap_drop=svc.get("cap_drop") or (),
+        ulimits=namespaces.ulimit_flags(svc.get("ulimits")),
+        sysctls=[f"{k}={v}" for k, v in (svc.get("sysctls") or {}).items()],
         restart="no" if auto_remove else _restart(svc),
         init=svc.get("init", False),
         tty=svc.get("tty", False) if tty is None else tty,
@@ -141,6 +147,8 @@ def run_options(config, service_name, *, name, labels, command=None, entrypoint=
     def aliases(key):
         return [service_name, *((svc["networks"][key] or {}).get("aliases") or [])]
 
+    if mode:    # no network of the project's: no aliases on it
+        return opts
     opts.network_aliases = aliases(net)
     opts.extra_networks = [(network_name(config, key), aliases(key))
                            for key in list(svc["networks"])[1:]]

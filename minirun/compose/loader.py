@@ -10,6 +10,8 @@
                $$ for a literal $ (defaults may nest: ${A:-${B}})
     YAML       PyYAML's safe loader: anchors, aliases, merge keys `<<: *x`;
                `x-` extension fields are dropped after interpolation
+    extends    a service built on another of the same or another file (extends.py),
+               resolved per file before the merge
     merge      later files override earlier ones by the spec's rules (model.merge)
     name       -p, else COMPOSE_PROJECT_NAME, else the top-level `name:`, else the
                project directory's name, normalised as Compose does
@@ -269,11 +271,14 @@ def load(files=(), project_name=None, env_files=None, project_dir=None, workdir=
         dotenv.update(parse_env_file(path, lambda k: environ.get(k, dotenv.get(k))))
     env = dict(dotenv, **environ)
 
+    from minirun.compose import extends
+
+    def read(path):
+        return drop_extensions(interpolate_tree(read_yaml(path), env.get))
+
     merged = None
     for path in paths:
-        doc = read_yaml(path)
-        doc = interpolate_tree(doc, env.get)
-        doc = drop_extensions(doc)
+        doc = extends.resolve(read(path), path, read)
         merged = doc if merged is None else model.merge(merged, doc)
 
     name = project_name

@@ -13,7 +13,7 @@ merge(base, override) is the spec's merge of two files.
 import os
 import re
 
-from minirun.compose import fields
+from minirun.compose import fields, namespaces
 from minirun.compose.fields import fail
 from minirun.compose.loader import ComposeError
 
@@ -23,6 +23,7 @@ SERVICE_KEYS = {
     "hostname", "labels", "user", "working_dir", "stop_signal", "stop_grace_period", "init",
     "read_only", "tmpfs", "cap_add", "cap_drop", "deploy", "mem_limit", "cpus", "pids_limit",
     "profiles", "secrets", "configs", "scale", "tty", "stdin_open", "pull_policy",
+    "network_mode", "ulimits", "sysctls",
 }
 TOP_KEYS = {"version", "name", "services", "networks", "volumes", "secrets", "configs"}
 RESTART = re.compile(r"^(no|always|unless-stopped|on-failure(:\d+)?)$")
@@ -106,11 +107,25 @@ def normalize_service(name, svc, project_dir, top, environment):
                                   top.get("volumes") or {})
     declared_nets = top.get("networks") or {}
     nets = svc.get("networks")
-    out["networks"] = fields.networks(w("networks"), nets, declared_nets) if nets else \
-        {"default": None}
+    if "network_mode" in svc:
+        if nets:
+            fail(where, "service declares mutually exclusive `network_mode` and `networks`")
+        out["network_mode"] = namespaces.network_mode(w("network_mode"), svc["network_mode"],
+                                                      top.get("services") or {})
+    else:
+        out["networks"] = fields.networks(w("networks"), nets, declared_nets) if nets else \
+            {"default": None}
     if "depends_on" in svc:
         out["depends_on"] = fields.depends_on(w("depends_on"), svc["depends_on"],
                                         top.get("services") or {})
+    if out.get("network_mode", "").startswith("service:"):
+        # Compose's implicit dependency: that service's container must exist first.
+        out.setdefault("depends_on", {}).setdefault(
+            out["network_mode"][8:], {"condition": "service_started", "required": True})
+    if "ulimits" in svc:
+        out["ulimits"] = namespaces.ulimits(w("ulimits"), svc["ulimits"])
+    if "sysctls" in svc:
+        out["sysctls"] = namespaces.sysctls(w("sysctls"), svc["sysctls"])
     if "healthcheck" in svc:
         out["healthcheck"] = fields.healthcheck(w("healthcheck"), svc["healthcheck"])
     if "restart" in svc:
@@ -226,8 +241,8 @@ def normalize(source):
     top = {"services": services}
     top["volumes"] = _top_resources(doc, "volumes", source.name)
     top["networks"] = _top_resources(doc, "networks", source.name)
-    uses_default = any(not (s or {}).get("networks") for s in services.values()
-                       if isinstance(s, dict))
+    uses_default = any(not (s or {}).get("networks") and "network_mode" not in (s or {})
+                       for s in services.values() if isinstance(s, dict))
     if uses_default and "default" not in top["networks"]:
         top["networks"]["default"] = {"name": f"{source.name}_default"}
     top["secrets"] = _files(doc, "secrets", source.project_dir)
@@ -245,7 +260,7 @@ def normalize(source):
                      f"{names[svc['container_name']]}")
             names[svc["container_name"]] = name
     dependency_order(out["services"], list(out["services"]))  # cycles are errors
-    used_nets = {n for s in out["services"].values() for n in s["networks"]}
+    used_nets = {n for s in out["services"].values() for n in s.get("networks", ())}
     nets = {k: v for k, v in top["networks"].items() if k in used_nets or k != "default"}
     for key, value in (("networks", nets), ("volumes", top["volumes"]),
                        ("secrets", top["secrets"]), ("configs", top["configs"])):

@@ -113,7 +113,7 @@ class Project(Commands):
     def ensure_networks(self, services):
         from minirun import network as net
 
-        for key in sorted({n for s in services for n in self.services[s]["networks"]}):
+        for key in sorted({n for s in services for n in self.services[s].get("networks", ())}):
             spec = self.config["networks"][key]
             try:
                 net.inspect_network(spec["name"], root=self.fe.root)

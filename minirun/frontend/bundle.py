@@ -104,6 +104,8 @@ def build(image, rootfs, opts, *, cid, hostname, mounts=(), etc_files=None,
             namespaces.append({"type": "ipc", "path": opts.ipc})
             spec.setdefault("annotations", {})[IPC_ANNOTATION] = opts.ipc[10:]
     linux["namespaces"] = namespaces
+    if opts.sysctls:   # written by the runtime's init, in the container's namespaces
+        linux["sysctl"] = dict(opts.sysctls)
     # cgroupsPath unset: /minirun/<id>, like Docker's /docker/<id>.
 
     resources = linux.setdefault("resources", {})

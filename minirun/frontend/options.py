@@ -411,6 +411,20 @@ def parse_ulimit(spec):
     return {"Name": name.lower(), "Soft": soft_v, "Hard": hard_v}
 
 
+def parse_sysctl(spec):
+    """--sysctl NAME=VALUE -> (name, value); only namespaced ones (Docker's rule)."""
+    from minirun.spec import sysctl_namespace
+
+    name, eq, value = spec.partition("=")
+    name = name.strip()
+    if not eq or not name:
+        raise BadOption(f"invalid argument {spec!r} for --sysctl: expected NAME=VALUE")
+    if sysctl_namespace(name) is None:
+        raise BadOption(f"invalid argument {spec!r} for --sysctl: sysctl {name!r} is not "
+                        f"whitelisted (not namespaced)")
+    return name, value
+
+
 def parse_caps(names, what):
     """cap names with or without CAP_, any case, or ALL -> ['CAP_X', ...] / ['ALL']."""
     from minirun.linux import caps

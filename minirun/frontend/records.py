@@ -251,6 +251,7 @@ def new_record(fe, cid, name, image, opts, *, spec, rootfs, bundle_dir, hostname
             "Dns": list(opts.dns),
             "DnsSearch": list(opts.dns_search),
             "DnsOptions": list(opts.dns_options),
+            "Sysctls": dict(opts.sysctls),
             "Init": opts.init,
         },
         "GraphDriver": {"Name": "overlay", "Data": {

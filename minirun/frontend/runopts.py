@@ -141,6 +141,7 @@ class RunOptions:
     dns: list = field(default_factory=list)
     dns_search: list = field(default_factory=list)
     dns_options: list = field(default_factory=list)  # resolv.conf options ("ndots:5")
+    sysctls: dict = field(default_factory=dict)  # namespaced kernel parameters (--sysctl)
     network_aliases: list = field(default_factory=list)  # more names on its network
     extra_networks: list = field(default_factory=list)  # [(network, [aliases])] after the first
     restart: dict = field(default_factory=lambda: {"Name": "no", "MaximumRetryCount": 0})
@@ -162,6 +163,10 @@ class RunOptions:
             if self.network != "host":
                 raise BadOption(f"conflicting options: port publishing and the container "
                                 f"sharing the network stack ({self.network})")
+        if any(k.startswith("net.") for k in self.sysctls) and (
+                self.network == "host" or self.network.startswith("container:")):
+            raise BadOption(f"--sysctl net.* is not allowed with the {self.network} network "
+                            f"mode (the network namespace is not the container's own)")
         if self.hostname and self.network.startswith("container:"):
             raise BadOption("conflicting options: hostname and the network mode")
         if self.limits.memory is not None and self.limits.memory < 6 << 20:
@@ -176,7 +181,7 @@ class RunOptions:
                    memory=None, memory_swap=None, cpus=None, cpu_shares=None, pids_limit=None,
                    shm_size=None, ulimits=(), cap_add=(), cap_drop=(), privileged=False,
                    security_opt=(), userns=None, devices=(), add_hosts=(), dns=(),
-                   dns_search=(), dns_options=(), restart="no", health_cmd=None,
+                   dns_search=(), dns_options=(), sysctls=(), restart="no", health_cmd=None,
                    health_interval=None, health_timeout=None, health_retries=None,
                    health_start_period=None, no_healthcheck=False, init=False, tty=False,
                    interactive=False, auto_remove=False, log_opts=(), labels=(), label_files=(),
@@ -220,6 +225,7 @@ class RunOptions:
             add_hosts=[options.parse_add_host(h) for h in add_hosts],
             dns=[options.parse_ip(s, "--dns") for s in dns], dns_search=list(dns_search),
             dns_options=list(dns_options),
+            sysctls=dict(options.parse_sysctl(s) for s in sysctls),
             restart=options.parse_restart(restart),
             health=HealthFlags(health_cmd, health_interval, health_timeout, health_retries,
                                health_start_period, no_healthcheck),

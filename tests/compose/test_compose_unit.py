@@ -240,3 +240,105 @@ def test_deploy_restart_policy_and_refused_keys(tmp_path):
             ("volumes:\n  v: {driver: nfs}\n", "volumes.v.driver: 'nfs' is not available")]:
         with pytest.raises(ComposeError, match=message):
             load(tmp_path, "services:\n  w:\n    image: busybox\n" + text)
+
+
+def test_network_mode_ulimits_sysctls_to_run_options(tmp_path):
+    from minirun.compose import adapter
+
+    doc = load(tmp_path, """\
+name: shop
+services:
+  db:
+    image: busybox
+    ulimits: {nproc: 512, nofile: {soft: 1024, hard: 2048}}
+    sysctls: [net.core.somaxconn=1024, kernel.shmmax=100000]
+  sidecar:
+    image: busybox
+    network_mode: service:db
+  tool: {image: busybox, network_mode: container:other}
+  host: {image: busybox, network_mode: host, sysctls: {kernel.msgmax: 4096}}
+  isolated: {image: busybox, network_mode: none}
+""")
+    s = doc["services"]
+    assert s["db"]["ulimits"] == {"nproc": 512, "nofile": {"soft": 1024, "hard": 2048}}
+    assert s["db"]["sysctls"] == {"net.core.somaxconn": "1024", "kernel.shmmax": "100000"}
+    # service:NAME is a dependency; a network_mode service has no networks, and the
+    # default network exists only for the service that uses it.
+    assert s["sidecar"]["depends_on"] == {"db": {"condition": "service_started",
+                                                 "required": True}}
+    assert "networks" not in s["sidecar"] and list(doc["networks"]) == ["default"]
+    assert model.dependency_order(s, ["sidecar"]) == ["db", "sidecar"]
+    opts = {n: adapter.run_options(doc, n, name=f"shop-{n}-1", labels={}) for n in s}
+    assert opts["db"].limits.ulimits == [{"Name": "nproc", "Soft": 512, "Hard": 512},
+                                         {"Name": "nofile", "Soft": 1024, "Hard": 2048}]
+    assert opts["db"].sysctls == {"net.core.somaxconn": "1024", "kernel.shmmax": "100000"}
+    assert opts["db"].network == "shop_default" and opts["db"].network_aliases == ["db"]
+    assert (opts["sidecar"].network, opts["sidecar"].network_aliases) == (
+        "container:shop-db-1", [])
+    assert opts["tool"].network == "container:other"
+    assert (opts["host"].network, opts["isolated"].network) == ("host", "none")
+    assert yaml.safe_load(yaml.safe_dump(doc)) == doc     # config prints it as is
+    for text, message in [
+            ("    network_mode: host\n    networks: [default]\n",
+             "mutually exclusive `network_mode` and `networks`"),
+            ("    network_mode: service:nope\n", "network_mode: service 'nope' is not defined"),
+            ("    network_mode: overlay\n", "invalid network_mode 'overlay'"),
+            ("    ulimits: {nofile: {soft: 10, hard: 5}}\n", "ulimits.nofile: soft limit 10"),
+            ("    ulimits: {bogus: 1}\n", "ulimits.bogus: unknown ulimit"),
+            ("    sysctls: {kernel.panic: 1}\n", "sysctls.kernel.panic: not a namespaced"),
+    ]:
+        with pytest.raises(ComposeError, match=message):
+            load(tmp_path, "services:\n  w:\n    image: busybox\n" + text)
+    # Refused by the front end's rules, before anything is made.
+    from minirun.errors import BadOption
+
+    doc = load(tmp_path, "services:\n  w:\n    image: busybox\n    network_mode: host\n"
+                         "    sysctls: {net.core.somaxconn: 1}\n")
+    with pytest.raises(BadOption, match="net.* is not allowed with the host network mode"):
+        adapter.run_options(doc, "w", name="x-w-1", labels={})
+
+
+def test_extends_same_file_and_other_file(tmp_path):
+    (tmp_path / "common").mkdir()
+    (tmp_path / "common" / "base.yaml").write_text("""\
+services:
+  base:
+    image: busybox
+    environment: {A: "1", B: base}
+    ports: ["8080:80"]
+    volumes: [./data:/data]
+    build: ./ctx
+  deeper:
+    extends: base
+    command: [deeper]
+""")
+    doc = load(tmp_path, """\
+services:
+  common:
+    image: busybox
+    command: [sh, -c, "echo common"]
+    environment: {A: common}
+  web:
+    extends: common
+    environment: {B: web}
+  api:
+    extends: {service: deeper, file: common/base.yaml}
+    environment: {B: api}
+    ports: ["9090:90"]
+""")
+    s = doc["services"]
+    assert s["web"]["command"] == ["sh", "-c", "echo common"]
+    assert s["web"]["environment"] == {"A": "common", "B": "web"}
+    api = s["api"]
+    assert api["command"] == ["deeper"] and api["environment"] == {"A": "1", "B": "api"}
+    assert [p["published"] for p in api["ports"]] == ["8080", "9090"]
+    # Relative paths of the other file are from that file's directory.
+    assert api["volumes"][0]["source"] == str(tmp_path / "common" / "data")
+    assert api["build"]["context"] == str(tmp_path / "common" / "ctx")
+    for text, message in [
+            ("  a: {extends: b}\n  b: {extends: a}\n", "circular reference"),
+            ("  a: {extends: nope}\n", "cannot extend service 'nope'"),
+            ("  a: {extends: {service: x, file: missing.yaml}}\n", "missing.yaml"),
+            ("  a: {extends: [x]}\n", "must be a service name or a mapping")]:
+        with pytest.raises(ComposeError, match=message):
+            load(tmp_path, "services:\n" + text)
