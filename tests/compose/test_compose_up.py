@@ -356,3 +356,61 @@ services:
     assert res.returncode == 3 and "job-1  | bye" in res.stdout
     compose(docker, app, "down")
     assert docker.ids() == set()
+
+
+def test_network_mode_ulimits_sysctls_and_extends(docker, tmp_path):
+    app = tmp_path / "modes"
+    (app / "common").mkdir(parents=True)
+    hold = f'["sh", "-c", "{HOLD.format("")}"]'
+    # web comes from another file (extends file:), with its own keys merged over it
+    (app / "common" / "base.yaml").write_text("""
+services:
+  base:
+    image: busybox
+    command: ["sh", "-c", "trap 'exit 0' TERM; echo $$HOSTNAME-page > /tmp/index.html;
+              httpd -f -p 80 -h /tmp & wait"]
+    environment: {FROM_BASE: "1"}
+""")
+    docker("run", "-d", "--name", "outside", "busybox", "sh", "-c", HOLD.format(""))
+    (app / "compose.yaml").write_text(f"""
+services:
+  web:
+    extends: {{service: base, file: common/base.yaml}}
+    hostname: webhost
+    ulimits: {{nofile: {{soft: 1024, hard: 2048}}}}
+    sysctls: {{net.core.somaxconn: 512, kernel.shmmax: 123456789}}
+  side:
+    image: busybox
+    command: {hold}
+    network_mode: service:web
+  hostnet:
+    image: busybox
+    command: {hold}
+    network_mode: host
+  lonely:
+    extends: hostnet
+    network_mode: none
+  peer:
+    image: busybox
+    command: {hold}
+    network_mode: container:outside
+""")
+    compose(docker, app, "up", "-d")
+
+    def run(service, script):
+        return compose(docker, app, "exec", "-T", service, "sh", "-c", script).stdout
+
+    assert run("web", "ulimit -n; ulimit -Hn").split() == ["1024", "2048"]
+    assert run("web", "cat /proc/sys/net/core/somaxconn /proc/sys/kernel/shmmax").split() == [
+        "512", "123456789"]
+    assert "FROM_BASE=1" in run("web", "env").split()
+    # service:web: web's network namespace (its localhost, its sysctls)
+    assert run("side", "wget -qO- http://127.0.0.1/").strip() == "webhost-page"
+    assert run("side", "cat /proc/sys/net/core/somaxconn").strip() == "512"
+    assert run("hostnet", "readlink /proc/1/ns/net").strip() == os.readlink("/proc/self/ns/net")
+    assert run("lonely", "ls /sys/class/net").split() == ["lo"]
+    assert run("peer", "readlink /proc/1/ns/net") == docker(
+        "exec", "outside", "readlink", "/proc/1/ns/net").stdout
+    compose(docker, app, "down")
+    assert docker.ids() == {docker.inspect("outside")["Id"]}
+    docker("rm", "-f", "outside")
