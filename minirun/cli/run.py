@@ -54,6 +54,8 @@ def run_options(f):
         click.option("--shm-size", help="Size of /dev/shm (e.g. 128m; default 64m)."),
         click.option("--ulimit", "ulimits", multiple=True, metavar="NAME=SOFT[:HARD]",
                      help="Set a ulimit (e.g. nofile=1024:2048)."),
+        click.option("--sysctl", "sysctls", multiple=True, metavar="NAME=VALUE",
+                     help="Set a namespaced kernel parameter (e.g. net.core.somaxconn=1024)."),
         click.option("--device", multiple=True, metavar="HOST[:CONTAINER[:rwm]]",
                      help="Add a host device to the container."),
         click.option("--cap-add", multiple=True, help="Add a capability (or ALL)."),
