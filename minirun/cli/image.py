@@ -170,6 +170,22 @@ def images(all_images, filters, quiet, digests, fmt, store_root):
     _list_images(store_root, quiet, digests, fmt, all_images, filters)
 
 
+def _running_check(ctx, store_root):
+    """container id -> True if that front-end container runs (Docker refuses to
+    delete its image even with -f)."""
+    def running(cid):
+        from minirun.frontend import control
+        from minirun.frontend.records import Frontend
+
+        root = (ctx.find_root().obj or {}).get("root", "/run/minirun")
+        fe = Frontend(store_root, root)
+        try:
+            return control.is_running(fe, fe.load(cid))
+        except MinirunError:
+            return False  # not a front-end container (a build step's)
+    return running
+
+
 def _familiar(key):
     """docker.io/library/busybox:latest -> busybox:latest, as Docker prints names."""
     from minirun.image import reference
@@ -182,13 +198,15 @@ def _familiar(key):
 @click.option("--no-prune", is_flag=True, help="Keep the now unreferenced blobs.")
 @store_option
 @click.argument("names", nargs=-1, required=True)
-def rmi(force, no_prune, store_root, names):
+@click.pass_context
+def rmi(ctx, force, no_prune, store_root, names):
     """Remove images (names or ids); unreferenced blobs are collected."""
     store = _store(store_root)
     failed = []
     for name in names:
         try:
-            for action, value in store.delete(name, force=force):
+            for action, value in store.delete(name, force=force,
+                                              running=_running_check(ctx, store_root)):
                 click.echo(f"{action}: {_familiar(value) if action == 'Untagged' else value}")
         except MinirunError as e:
             failed.append(e)

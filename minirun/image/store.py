@@ -357,11 +357,12 @@ class Store:
         Returns the removed names.  Blobs go at the next gc()."""
         return [value for action, value in self.delete(name, force) if action == "Untagged"]
 
-    def delete(self, name, force=False):
+    def delete(self, name, force=False, running=None):
         """`rmi`: [("Untagged", name) ..., ("Deleted", image id) ...], as Docker
         prints them.  Untagging the last name deletes the image (and the build
         steps only it descended from); an image a container uses is kept
-        (untagged) with force, refused without."""
+        (untagged) with force, refused without; by id, refused even with force
+        when running(container id) says that container runs."""
         hits = self._find(name)
         if not hits:
             raise ImageNotFound(name)
@@ -378,6 +379,10 @@ class Store:
             keys = [k for k, _ in hits if k]
             still_named = [k for k, v in refs.items()
                            if v["manifest"] == manifest and k not in keys]
+            live = [c for c in users.get(manifest, ()) if running and running(c)]
+            if by_id and live and not still_named:
+                raise MinirunError(f"conflict: unable to delete {short} (cannot be forced) - "
+                                   f"image is being used by running container {live[0][:12]}")
             if manifest in users and not still_named and not force:
                 cid = users[manifest][0][:12]
                 if by_id:

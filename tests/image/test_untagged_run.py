@@ -151,3 +151,16 @@ def test_wrongly_typed_config_field_fails_run_in_one_line(docker, busybox_layout
         "minirun: invalid image config: config.Env must be an array of strings, "
         "not a number (5)"]
     assert docker("ps", "-aq").stdout == ""
+
+
+def test_rmi_of_an_image_a_running_container_uses_cannot_be_forced(docker, tmp_path):
+    image_id = docker("build", "-q", context(tmp_path, "FROM busybox\nENV R=1\n")).stdout.strip()
+    short = image_id[7:19]
+    cid = docker("run", "-d", short, "sleep", "60").stdout.strip()
+    for args in (("rmi", short), ("rmi", "-f", short)):
+        res = docker(*args, check=False)
+        assert res.returncode == 1 and res.stderr.strip().splitlines() == [
+            f"minirun: conflict: unable to delete {short} (cannot be forced) - image is being "
+            f"used by running container {cid[:12]}"], args
+    docker("rm", "-f", cid)
+    assert docker("rmi", short).stdout.startswith(f"Deleted: {image_id}\n")
