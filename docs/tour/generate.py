@@ -36,6 +36,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
+SHOWN_CHECKOUT = "/vagrant"
 DEFAULT_STORE = "/var/lib/minirun"
 TIMEOUT = 60  # seconds per command
 
@@ -189,6 +190,8 @@ class Shell:
             with open(out.name, "rb") as f:
                 text = f.read().decode(errors="replace")
         text = text.replace(self.store, DEFAULT_STORE)
+        # Pages show the checkout where the Vagrant box has it, not where this one is.
+        text = text.replace(REPO + "/", SHOWN_CHECKOUT + "/")
         lines = [l.rstrip() for l in text.rstrip("\n").split("\n")] if text.strip() else []
         if line != "0":
             lines.append(f"(exit status {line})")
