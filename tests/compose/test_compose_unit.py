@@ -296,6 +296,13 @@ services:
                          "    sysctls: {net.core.somaxconn: 1}\n")
     with pytest.raises(BadOption, match="net.* is not allowed with the host network mode"):
         adapter.run_options(doc, "w", name="x-w-1", labels={})
+    from minirun.frontend.runopts import RunOptions
+
+    assert RunOptions.from_flags("busybox", sysctls=["fs.mqueue.msg_max=20"]).sysctls == {
+        "fs.mqueue.msg_max": "20"}
+    for bad in ("kernel.panic=1", "net.core.somaxconn"):     # run --sysctl's parser
+        with pytest.raises(BadOption, match="for --sysctl"):
+            RunOptions.from_flags("busybox", sysctls=[bad])
 
 
 def test_extends_same_file_and_other_file(tmp_path):
