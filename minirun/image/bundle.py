@@ -133,13 +133,22 @@ def _check_fields(doc, fields, where):
                                f"not {got} ({shown})")
 
 
+# Docker reads these as a "strslice": a plain string is a list of one.
+_STRSLICE_FIELDS = ("Entrypoint", "Cmd", "Shell")
+
+
 def check_image_config(image_config):
     """Raise MinirunError (one line) for a field of a type the image spec does
-    not allow; the front end calls this before making anything."""
+    not allow; the front end calls this before making anything.  A string
+    Entrypoint/Cmd/Shell becomes a list of one, in place, as Docker reads it."""
     if not isinstance(image_config, dict):
         raise MinirunError("invalid image config: not a JSON object")
     _check_fields(image_config, _TOP_FIELDS, "")
     cfg = image_config.get("config") or {}
+    if isinstance(cfg, dict):
+        for key in _STRSLICE_FIELDS:
+            if isinstance(cfg.get(key), str):
+                cfg[key] = [cfg[key]]
     _check_fields(cfg, _RUN_FIELDS, "config.")
     health = cfg.get("Healthcheck") or {}
     _check_fields(health, _HEALTH_FIELDS, "config.Healthcheck.")

@@ -17,7 +17,7 @@ GOOD = {"os": "linux", "architecture": "amd64",
 BAD = [  # (where, value, what the line says)
     ("Env", 5, "config.Env must be an array of strings, not a number (5)"),
     ("Env", ["A=1", 2], "config.Env must be an array of strings, not an array"),
-    ("Cmd", "x", 'config.Cmd must be an array of strings, not a string ("x")'),
+    ("Cmd", 5, "config.Cmd must be an array of strings, not a number (5)"),
     ("Entrypoint", {"a": 1}, "config.Entrypoint must be an array of strings, not an object"),
     ("ExposedPorts", [], "config.ExposedPorts must be an object, not an array ([])"),
     ("Volumes", ["/data"], "config.Volumes must be an object, not an array"),
@@ -60,6 +60,13 @@ def test_null_fields_are_absent():
     doc["config"].update(Env=None, ExposedPorts=None, Labels=None, Healthcheck=None)
     check_image_config(doc)
     assert image_spec(doc, args=["true"])["process"]["args"] == ["true"]
+
+
+def test_a_string_cmd_or_entrypoint_is_a_list_of_one_as_docker_reads_it():
+    doc = with_field("Cmd", "ls -l")
+    assert image_spec(doc)["process"]["args"] == ["ls -l"]
+    doc = with_field("Entrypoint", "/bin/app")
+    assert image_spec(doc)["process"]["args"] == ["/bin/app", "sh"]
 
 
 def test_good_config_makes_a_spec():
