@@ -3,7 +3,11 @@ published ports and name files.  Kept apart from the OCI runtime core, which
 only creates or joins a netns (engines bring their own networking).
 
 Modules:
-  api     the functions below: what the front end and the CLI call
+  api     the functions below: what the front end and the CLI call, gathered from
+    common     parse_mode, netns_path, name checks
+    networks   create/remove/list/inspect bridge networks
+    namefiles  /etc/hosts, /etc/hostname, /etc/resolv.conf of each container
+    endpoints  attach, connect, detach, cleanup_stale, purge
   store   networks and endpoints on disk, under one lock
   ipam    address allocation (pure)
   ports   `-p` parsing and host-port checks
