@@ -30,23 +30,27 @@ Each layer stream is decompressed and checked on a background thread
 (layerstream.py).  The compressed digest and the diff_id are known only when
 the stream ends; callers unpack into a temporary directory and discard it on
 any error.
+
+The Extractor is made of three parts: this module applies the entries,
+dirtimes.py keeps directory times, whiteouts.py removes what whiteouts name;
+tarheader.py reads names, xattrs and header numbers.
 """
 import collections
 import errno
 import os
-import shutil
 import stat
 import tarfile
 
 from minirun.image import sparse
+from minirun.image.dirtimes import DirTimes
 from minirun.image.layerstream import (DigestMismatch, LayerStream, LimitExceeded,  # noqa: F401
                                        Limits, UnpackError, sniff_compression)
+from minirun.image.tarheader import (_ID_MAX, _NS_MAX, OPAQUE, WHITEOUT_PREFIX,  # noqa: F401
+                                     _lstat, _ns, _proc, _rmtree, _xattrs, check_header,
+                                     clean_name, raw_name, show)
+from minirun.image.whiteouts import Whiteouts
 from minirun.linux.paths import mkdirs_in_root, open_in_root
 
-# Names are bytes from the tar header to the syscall: never decoded, so any
-# name a layer holds (UTF-8 or not) is written as it is.
-WHITEOUT_PREFIX = b".wh."
-OPAQUE = b".wh..wh..opq"
 _DIR_CACHE_MAX = 512
 _WRITERS = 2
 _ASYNC_MAX = 1 << 20      # files up to this size are written by the pool
@@ -56,93 +60,7 @@ _ASYNC_BYTES = 8 << 20    # ...and this much data in flight
 
 # --- the extractor ---------------------------------------------------------------------------
 
-def raw_name(text):
-    """A name as tarfile decoded it (utf-8, surrogateescape) -> its bytes."""
-    return text.encode("utf-8", "surrogateescape")
-
-
-def show(name):
-    """A bytes name for a message (never for a syscall): bad UTF-8 and control
-    characters escaped, so one error stays one printable line."""
-    text = name.decode("utf-8", "backslashreplace")
-    return text if text.isprintable() else \
-        "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
-def clean_name(name):
-    """Lexically clean a member name (bytes) relative to the root (b'' is the
-    root).  `..` at the top stays at the top, as in a chroot."""
-    parts = []
-    for part in name.split(b"/"):
-        if part in (b"", b"."):
-            continue
-        if part == b"..":
-            if parts:
-                parts.pop()
-            continue
-        parts.append(part)
-    return b"/".join(parts)
-
-
-def _lstat(name, dir_fd):
-    try:
-        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return None
-
-
-def _xattrs(member):
-    """The xattrs a member carries in PAX headers (GNU/star and libarchive forms)."""
-    out = {}
-    for key, value in member.pax_headers.items():
-        if key.startswith("SCHILY.xattr."):
-            name = key[len("SCHILY.xattr."):]
-            out[name] = value.encode("utf-8", "surrogateescape")
-        elif key.startswith("LIBARCHIVE.xattr."):
-            import base64
-            import urllib.parse
-
-            name = urllib.parse.unquote(key[len("LIBARCHIVE.xattr."):])
-            out[name] = base64.b64decode(value + "=" * (-len(value) % 4))
-    # An image must not be able to forge overlayfs metadata (redirects,
-    # whiteouts, metacopy) that minirun's own mounts would then honour.
-    return {k: v for k, v in out.items()
-            if not k.startswith(("trusted.overlay.", "user.overlay."))}
-
-
-def _ns(seconds):
-    return int(round(float(seconds) * 1_000_000_000))
-
-
-_ID_MAX = (1 << 32) - 1
-_NS_MAX = (1 << 63) - 1
-
-
-def check_header(m, shown):
-    """Numbers a header may carry (base-256 and PAX allow any) that the
-    kernel cannot take: an invalid header, as Go's archive/tar (umoci) says."""
-    if m.size < 0:
-        raise UnpackError(f"/{shown}: invalid tar header: negative size")
-    if "\0" in m.name or "\0" in m.linkname:  # only PAX records can carry one
-        raise UnpackError(f"/{shown}: invalid tar header: NUL byte in a name")
-    if not (0 <= m.uid <= _ID_MAX and 0 <= m.gid <= _ID_MAX):
-        raise UnpackError(f"/{shown}: invalid tar header: owner {m.uid}:{m.gid} out of range")
-    for field in ("mtime", "atime"):
-        value = m.mtime if field == "mtime" else m.pax_headers.get("atime")
-        if value is None:
-            continue
-        try:
-            ok = -_NS_MAX <= _ns(value) <= _NS_MAX
-        except (ValueError, OverflowError):  # nan, inf, not a number
-            ok = False
-        if not ok:
-            raise UnpackError(f"/{shown}: invalid tar header: {field} {value!r} out of range")
-    if (m.ischr() or m.isblk()) and not (0 <= m.devmajor <= _ID_MAX and
-                                         0 <= m.devminor <= _ID_MAX):
-        raise UnpackError(f"/{shown}: invalid tar header: device {m.devmajor}:{m.devminor}")
-
-
-class Extractor:
+class Extractor(DirTimes, Whiteouts):
     """Applies layers to the directory open at root_fd (see module doc)."""
 
     def __init__(self, root_fd, chown=True, limits=None):
@@ -440,64 +358,6 @@ class Extractor:
                 except OSError:
                     pass
 
-    def _touch(self, path, fd):
-        """Remember a directory's times before this layer first changes it.
-        Keyed by the directory itself, not the name: `lib/x` with lib ->
-        usr/lib changes usr/lib, whose times must come back."""
-        if path in self._touched_names:
-            return
-        self._touched_names.add(path)
-        key = self._ids.get(fd)
-        st = os.fstat(fd)
-        key = key or (st.st_dev, st.st_ino)
-        if key not in self._touched:
-            self._touched[key] = (path, (st.st_atime_ns, st.st_mtime_ns))
-
-    def _touch_existing_ancestor(self, path):
-        """Before implicit parents are made: the nearest existing directory
-        above them gets a new child, so its times are saved too."""
-        while path:
-            path = path.rpartition(b"/")[0]
-            try:
-                fd = open_in_root(self.root_fd, path, os.O_PATH | os.O_DIRECTORY)
-            except OSError:
-                continue
-            try:
-                self._touch(path, fd)
-            finally:
-                os.close(fd)
-            return
-
-    def _restore_dir_times(self):
-        # Adding and removing children changed the directories' mtimes: put
-        # back the times of directories this layer has no entry for (as umoci
-        # does), then set those of the layer's own directory entries.  The
-        # saved name is resolved inside the root again (it may go through
-        # symlinks), and the times are set on what it resolves to.
-        own = {path for path, _ in self._dir_times}
-        for path, times in self._touched.values():
-            if path in own:
-                continue  # set below anyway
-            try:
-                fd = open_in_root(self.root_fd, path, os.O_PATH | os.O_DIRECTORY)
-            except OSError:
-                continue  # removed, or no longer a directory
-            try:
-                os.utime(_proc(fd), ns=times)
-            finally:
-                os.close(fd)
-        for path, m in reversed(self._dir_times):
-            if not path:
-                os.utime(self.root_fd, ns=self._times(m))
-                continue
-            parent, _, base = path.rpartition(b"/")
-            pfd = self._parent(parent, create=False)
-            if pfd is None:
-                continue
-            st = _lstat(base, pfd)
-            if st is not None and stat.S_ISDIR(st.st_mode):
-                os.utime(base, ns=self._times(m), dir_fd=pfd, follow_symlinks=False)
-
     def _hardlink(self, path, parent, base, m):
         self._drain()
         if parent not in self._real_dirs:
@@ -523,69 +383,6 @@ class Extractor:
             self._remove(pfd, base, existing)
         os.link(tbase, base, src_dir_fd=tpfd, dst_dir_fd=pfd, follow_symlinks=False)
         self._layer.add(path)
-
-    def _whiteout(self, parent, base):
-        self._drain()
-        if base == OPAQUE:
-            return self._opaque(parent)
-        victim = base[len(WHITEOUT_PREFIX):]
-        if victim in (b"", b".", b".."):
-            raise UnpackError(f"invalid whiteout {show(parent)}/{show(base)}")
-        vpath = parent + b"/" + victim if parent else victim
-        if vpath in self._layer:
-            return  # a whiteout only hides lower layers, never its own layer
-        pfd = self._parent(parent, create=False)
-        if pfd is None:
-            return
-        existing = _lstat(victim, pfd)
-        if existing is not None:
-            self._touch(parent, pfd)
-            self._remove(pfd, victim, existing)
-
-    def _opaque(self, parent):
-        try:
-            fd = open_in_root(self.root_fd, parent, os.O_RDONLY | os.O_DIRECTORY)
-        except (FileNotFoundError, NotADirectoryError):
-            return
-        try:
-            self._touch(parent, fd)
-            self._clear_lower(fd, parent)
-        finally:
-            os.close(fd)
-
-    def _clear_lower(self, dfd, dpath):
-        """Remove what lower layers put in a directory, keeping this layer's."""
-        removed = False
-        with os.scandir(dfd) as entries:  # str names from an fd: back to bytes
-            names = [(os.fsencode(e.name), e.is_dir(follow_symlinks=False)) for e in entries]
-        for name, is_dir in names:
-            cpath = dpath + b"/" + name if dpath else name
-            if cpath in self._layer:
-                if is_dir:
-                    sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dfd)
-                    try:
-                        self._clear_lower(sub, cpath)
-                    finally:
-                        os.close(sub)
-                continue
-            self._fresh = False
-            if is_dir:
-                _rmtree(name, dfd)
-            else:
-                os.unlink(name, dir_fd=dfd)
-            removed = True
-        if removed:
-            self._forget_dirs()
-
-
-def _proc(fd):
-    return f"/proc/self/fd/{fd}"
-
-
-def _rmtree(name, dir_fd):
-    # shutil joins str names for its messages; fsdecode/fsencode round-trip
-    # any bytes exactly, so the name reaching the kernel is unchanged.
-    shutil.rmtree(os.fsdecode(name), dir_fd=dir_fd)
 
 
 def open_root(path, create=False):
