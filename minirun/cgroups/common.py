@@ -3,8 +3,17 @@ files with errors that name the file and value, and the pure conversions from
 the OCI spec (written for cgroup v1) to cgroup v2 values.
 
 Everything that converts or parses is a pure function with a unit test
-(tests/cgroups/test_common.py); everything that touches /sys/fs/cgroup goes
-through write_file/read_text/make_dirs/remove_dirs so the trace shows it.
+(tests/cgroups/test_cgroup_common.py); everything that touches /sys/fs/cgroup goes
+through write_file/read_text/make_dirs/rmdir_retry so the trace shows it.
+
+One module although it is long, on purpose: every OCI verb an engine runs
+(create, start, state, kill, delete) imports it, and `create` uses every part
+of it (layout, paths, conversions, device rules, files, processes), so a split
+by concern would cost each engine call one import per part
+(tests/runtime/test_imports.py holds the verbs to the modules they import).
+Its sections are the seams should that trade change: host layout,
+cgroupsPath, conversions, devices, file access (with processes), and the
+Cgroup interface.
 """
 import errno
 import os
