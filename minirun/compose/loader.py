@@ -206,12 +206,30 @@ def find_files(files=(), workdir=None):
         d = parent
 
 
+def _yaml12_loader():
+    """PyYAML's safe loader with YAML 1.2's booleans: Compose parses files as
+    YAML 1.2, where `on`, `off`, `yes` and `no` are strings (a service may be
+    named `off`); only true/false are booleans."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    bool_tag = "tag:yaml.org,2002:bool"
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag != bool_tag]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    Loader.add_implicit_resolver(bool_tag, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                 list("tTfF"))
+    return Loader
+
+
 def read_yaml(path):
     import yaml
 
     try:
         with open(path, encoding="utf-8") as f:
-            doc = yaml.safe_load(f)
+            doc = yaml.load(f, Loader=_yaml12_loader())  # noqa: S506 (a SafeLoader)
     except OSError as e:
         raise ComposeError(f"open {path}: {e.strerror.lower()}") from None
     except yaml.YAMLError as e:

@@ -54,6 +54,19 @@ def test_env_file_and_environment_precedence(tmp_path):
     assert doc["services"]["web"]["image"] == "busybox:2.0"
 
 
+def test_yaml_12_booleans_a_service_named_off(tmp_path):
+    doc = load(tmp_path, """
+services:
+  off:
+    image: busybox
+    labels: {enabled: yes, debug: "true"}
+    read_only: true
+""")
+    off = doc["services"]["off"]
+    assert off["labels"] == {"enabled": "yes", "debug": "true"}
+    assert off["read_only"] is True
+
+
 def test_anchors_merge_keys_and_extensions(tmp_path):
     doc = load(tmp_path, """
 x-base: &base
