@@ -42,16 +42,28 @@ def destroy(container, run_poststop=True):
         deadline = time.monotonic() + 10
         while container.init_alive() and time.monotonic() < deadline:
             time.sleep(0.005)
+    config = container.config()
     if cgroup is not None:
-        if cgroup.pids():  # stragglers (the init's children, or no pid namespace)
+        # Stragglers: the init's children when it had no pid namespace of its
+        # own (with one, the kernel killed them all before the init could
+        # exit, and reading every hierarchy's cgroup.procs again is waste).
+        init_known_dead = container.pid and not container.broken
+        if not (init_known_dead and _had_own_pid_namespace(config)) and cgroup.pids():
             cgroup.kill_all(SIGKILL)
         cgroup.destroy()
     release_host_mounts(container.recorded("host_mounts"))
-    config = container.config()
     was_started = container.data.get("status") not in (CREATING,)
     container.remove()
     if config and was_started and run_poststop and hooks.has(config, "poststop"):
         hooks.run_phase(config, "poststop", container.oci_state(STOPPED))
+
+
+def _had_own_pid_namespace(config):
+    linux = config.get("linux") if isinstance(config, dict) else None
+    namespaces = linux.get("namespaces") if isinstance(linux, dict) else None
+    return isinstance(namespaces, list) and any(
+        isinstance(ns, dict) and ns.get("type") == "pid" and not ns.get("path")
+        for ns in namespaces)
 
 
 def mounts_at(path):
