@@ -15,6 +15,8 @@ Modules:
   bridge  host side over netlink (pyroute2, imported only here and in veth)
   veth    the container side: veth pair into the netns
   nat     nftables table (JSON API), rebuilt from the store
+  embedded  the embedded DNS resolver's sockets, made inside a container's netns
+  records   names published to that resolver by other sources (kube Services)
 
 Importing this package does not import pyroute2.
 """
