@@ -61,6 +61,11 @@ VOLATILE = [
     # ages grow with the calendar: an image built months ago ages every day
     (re.compile(r"\b(\d+|About an?|Less than a) (second|minute|hour|day|week|month|year)s? ago\b",
                 re.I), "TIME ago"),
+    # a running container's uptime ("Up 2 seconds", "Up Less than a second")
+    (re.compile(r"\bUp (\d+|About an?|Less than a) (second|minute|hour|day)s?\b"), "Up TIME"),
+    # an address a resolver returned (nslookup's "Address: 10.76.0.2"): networks get
+    # subnets from a pool, after whatever the host already has
+    (re.compile(r"^Address:\s+\d{1,3}(\.\d{1,3}){3}$"), "Address: IP"),
     (re.compile(r"\d+(\.\d+)?\s?(ms|µs|us)\b"), "DURATION"),
     (re.compile(r"\b[A-Z][a-z][a-z] +\d\d? +(\d\d:\d\d|\d{4})\b"), "DATE"),     # ls -l
     # pids (>= 300 once the kernel wraps around, no leading 0), ports, counters;

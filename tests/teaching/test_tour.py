@@ -102,12 +102,17 @@ def test_normalise_masks_run_to_run_noise_only():
     assert n("latest 10 months ago 1.0MB") == n("latest 11 months ago 1.0MB")
     assert n("2 years ago") == n("About a minute ago") == n("3 days ago")
     assert n("a    b\tc") == n("a b c")
+    assert n("Up Less than a second") == n("Up 2 seconds") == n("Up About a minute")
+    assert n("Address: 10.76.0.2") == n("Address: 172.18.0.3")
     # What a reader would notice must still count as a change.
     assert n("minirun: unable to set hostname") != n("minirun: cannot set hostname")
     assert n("exit status 137") != n("exit status 139")
     assert n("mode=755") != n("mode=700") and n("ptmxmode=0666") != n("ptmxmode=0600")
     assert n("19") != n("20")
     assert n("10.99.0.2/24") != n("10.99.0.3/24")
+    assert n("Address:\t127.0.0.11:53") != n("Address:\t127.0.0.12:53")
+    assert n("Up 2 seconds (healthy)") != n("Up 2 seconds (unhealthy)")
+    assert n("Exited (0) 2 seconds ago") != n("Exited (1) 2 seconds ago")
 
 
 def run_mkbundle(tmp_path, *edits):
