@@ -54,6 +54,11 @@ CONTAINER_NAME = re.compile(r"\btour-[a-z0-9][a-z0-9-]*")
 VOLATILE = [
     (re.compile(r"\[minirun \d+\]|/proc/\d+/|cgroup\.procs <- '\d+'"),
      lambda m: re.sub(r"\d+", "N", m.group())),                           # pids, any size
+    # a pod's random suffix (Kubernetes' alphabet) after its template hash
+    (re.compile(r"(-[0-9a-f]{10}-)[bcdfghjklmnpqrstvwxz2456789]{5}(?![a-z0-9])"), r"\1XXXXX"),
+    # addresses in networks made from the user pool (ipam.USER_POOL_PREFIXES):
+    # which /24 a network gets depends on what the host has already
+    (re.compile(r"\b10\.(7[6-9]|8[0-3])\.\d{1,3}\.\d{1,3}\b"), "POOL-IP"),
     (re.compile(r"\b(sha256:)?[0-9a-f]{12,64}\b"), "HEX"),                  # ids, digests
     (re.compile(r"\b\w+:\[\d+\]"), "NS:[INODE]"),                           # namespaces
     (re.compile(r"\bmrv[0-9a-f]{11}\b"), "mrvHEX"),                          # veths, by container id
@@ -65,7 +70,7 @@ VOLATILE = [
     (re.compile(r"\bUp (\d+|About an?|Less than a) (second|minute|hour|day)s?\b"), "Up TIME"),
     # an address a resolver returned (nslookup's "Address: 10.76.0.2"): networks get
     # subnets from a pool, after whatever the host already has
-    (re.compile(r"^Address:\s+\d{1,3}(\.\d{1,3}){3}$"), "Address: IP"),
+    (re.compile(r"^Address:\s+(\d{1,3}(\.\d{1,3}){3}|POOL-IP)$"), "Address: IP"),
     (re.compile(r"\d+(\.\d+)?\s?(ms|µs|us)\b"), "DURATION"),
     (re.compile(r"\b[A-Z][a-z][a-z] +\d\d? +(\d\d:\d\d|\d{4})\b"), "DATE"),     # ls -l
     # pids (>= 300 once the kernel wraps around, no leading 0), ports, counters;

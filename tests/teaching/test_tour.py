@@ -104,6 +104,8 @@ def test_normalise_masks_run_to_run_noise_only():
     assert n("a    b\tc") == n("a b c")
     assert n("Up Less than a second") == n("Up 2 seconds") == n("Up About a minute")
     assert n("Address: 10.76.0.2") == n("Address: 172.18.0.3")
+    assert n("tour-web-658f0d43a2-gsmbp 10.76.0.3") == n("tour-web-658f0d43a2-x8kq4 10.80.1.9")
+    assert n("k8s_POD_tour-web-658f0d43a2-gsmbp_default") == n("k8s_POD_tour-web-658f0d43a2-x8kq4_default")
     # What a reader would notice must still count as a change.
     assert n("minirun: unable to set hostname") != n("minirun: cannot set hostname")
     assert n("exit status 137") != n("exit status 139")
@@ -112,6 +114,8 @@ def test_normalise_masks_run_to_run_noise_only():
     assert n("10.99.0.2/24") != n("10.99.0.3/24")
     assert n("Address:\t127.0.0.11:53") != n("Address:\t127.0.0.12:53")
     assert n("Up 2 seconds (healthy)") != n("Up 2 seconds (unhealthy)")
+    assert n("tour-web-658f0d43a2-gsmbp") != n("tour-web-658f0d43a3-gsmbp")
+    assert n("ip daddr 10.96.0.10") != n("ip daddr 10.96.0.11")
     assert n("Exited (0) 2 seconds ago") != n("Exited (1) 2 seconds ago")
 
 
