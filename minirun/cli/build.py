@@ -114,8 +114,7 @@ def history(quiet, no_trunc, human, fmt, store_root, image):
                "CreatedBy": row["created_by"], "Size": _human_size(row["size"]),
                "Comment": row["comment"]} for row in rows], fmt, [])
         return
-    fmt = "{:<14}{:<20}{:<47}{:<10}{}"
-    click.echo(fmt.format("IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT").rstrip())
+    table = [("IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT")]
     for row in rows:
         ident = row["id"] if row["id"] == "<missing>" or no_trunc else row["id"][7:19]
         by = row["created_by"]
@@ -123,7 +122,11 @@ def history(quiet, no_trunc, human, fmt, store_root, image):
             by = by[:44] + "…"
         created = _ago(row["created"]) if human else (row["created"] or "")
         size = _human_size(row["size"]) if human else str(row["size"])
-        click.echo(fmt.format(ident, created, by, size, row["comment"]).rstrip())
+        table.append((ident, created, by, size, row["comment"]))
+    # Columns as wide as their longest cell plus 3, as Docker's tabwriter makes them.
+    widths = [max(len(r[i]) for r in table) + 3 for i in range(4)]
+    for r in table:
+        click.echo(("".join(cell.ljust(w) for cell, w in zip(r, widths)) + r[4]).rstrip())
 
 
 @click.command()

@@ -98,6 +98,9 @@ def test_history_and_inspect(minirun, context):
     assert rows[0].split()[:2] == ["IMAGE", "CREATED"]
     assert any("echo after-one" in r for r in rows)
     assert len(rows) == 1 + len(minirun.config("hist")["history"])
+    # columns are as wide as their cells: CREATED never runs into CREATED BY
+    by = rows[0].index("CREATED BY")
+    assert all(r[by - 3:by] == "   " for r in rows[1:]), rows
     info = json.loads(minirun("image", "inspect", "hist").stdout)[0]
     assert info["RootFS"]["Type"] == "layers" and len(info["RootFS"]["Layers"]) == 5
     assert info["History"][-1]["created_by"].startswith("/bin/sh -c #(nop) CMD")
