@@ -110,10 +110,10 @@ FROM busybox
 WORKDIR /app/sub
 RUN touch made-by-root && id -u > uid-root
 USER demo
-WORKDIR /home/demo/work
+WORKDIR /home/demo/app
 RUN touch mine && id -u > uid && pwd > pwd
 USER 1000:1000
-RUN id > /home/demo/work/ids
+RUN id > /home/demo/app/ids
 """,
     },
     # exec-form CMD and ENTRYPOINT
