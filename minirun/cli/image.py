@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from minirun.cli.imagefast import strip_scheme as _strip_scheme
 from minirun.errors import MinirunError
 
 store_option = click.option(
@@ -45,12 +46,6 @@ def _ago(created):
     return "Less than a minute ago"
 
 
-def _strip_scheme(ref):
-    """`http://host/repo:tag` means: that registry over plain http."""
-    for scheme in ("http://", "https://"):
-        if ref.startswith(scheme):
-            return ref[len(scheme):], scheme == "http://"
-    return ref, False
 
 
 @click.command()
@@ -61,14 +56,10 @@ def _strip_scheme(ref):
 @click.argument("ref")
 def pull(insecure, platform, quiet, store_root, ref):
     """Pull an image from a registry into the store."""
-    from minirun.image import registry
+    from minirun.cli import imagefast  # its plain forms skip click: same options, same call
 
-    ref, plain_http = _strip_scheme(ref)
-    image = registry.pull(ref, store=_store(store_root), insecure=insecure or plain_http,
-                          platform=platform, stream=open(os.devnull, "w") if quiet else sys.stderr)
-    if not quiet:
-        click.echo(f"Digest: {image.digest}", err=True)
-    click.echo(image.names[0] if image.names else image.digest)
+    imagefast.pull_command(imagefast.PullOptions(ref, insecure, platform, quiet, store_root),
+                           lambda text, err: click.echo(text, err=err))
 
 
 @click.command()

@@ -6,9 +6,9 @@ digest it was asked for, and every descriptor it holds is validated here so
 nothing later builds a path or URL from an unchecked string.
 """
 import hashlib
-import json
 import os
 
+from minirun import jsonio
 from minirun.errors import MinirunError
 from minirun.image.reference import valid_digest
 
@@ -85,9 +85,24 @@ def check_descriptor(desc, what="descriptor"):
     return desc
 
 
+def _loads(data):
+    """json.loads(data), through jsonio (no `re`/`enum` imports) for the plain
+    UTF-8 that registries send; json itself for anything else (a BOM, UTF-16
+    or -32, bytes that are not strict UTF-8), so the errors stay json's."""
+    if isinstance(data, str) or not data.startswith(b"\xef\xbb\xbf") \
+            and b"\x00" not in data[:4]:
+        try:
+            return jsonio.loads(data)
+        except UnicodeDecodeError:
+            pass
+    import json
+
+    return json.loads(data)
+
+
 def load_json(data, what):
     try:
-        doc = json.loads(data)
+        doc = _loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise ManifestError(f"invalid {what}: {e}") from None
     if not isinstance(doc, dict):

@@ -15,20 +15,19 @@ through a hash into tmp/ and is renamed into the store only if digest and size
 match.  A dropped connection resumes with a Range request (or restarts if the
 server ignores it).  http is used only with --insecure or for registries on
 localhost/127.0.0.0/8 (when the registry answers plain http there).
-"""
-import base64
-import http.client
-import json
-import os
-import socket
-import ssl
-import sys
-import threading
-import time
-import urllib.parse
-from concurrent.futures import ThreadPoolExecutor
 
+A pull from a plain-http registry imports neither `ssl` nor `json` nor
+`threading` (one blob at a time needs no thread): each costs milliseconds, and
+a whole pull of a small image from a local registry takes tens of them.
+"""
+import _thread
+import os
+import sys
+import time
+
+from minirun import jsonio
 from minirun.errors import MinirunError
+from minirun.image import httpwire
 from minirun.image import manifest as mf
 from minirun.image import reference
 from minirun.image.store import Store
@@ -38,6 +37,8 @@ _RETRIES = 5
 _TIMEOUT = 60
 _PARALLEL = 4
 _BUF = 1 << 20
+# Blobs up to this size are not worth a thread and a connection of their own.
+_SMALL_BLOB = 256 << 10
 
 
 class RegistryError(MinirunError):
@@ -75,7 +76,7 @@ def load_credentials(domain):
     for path in (auth_file(), _docker_config()):
         try:
             with open(path) as f:
-                auths = json.load(f).get("auths", {})
+                auths = jsonio.load(f).get("auths", {})
         except (OSError, ValueError, AttributeError):
             continue
         for key in _auth_keys(domain):
@@ -83,6 +84,8 @@ def load_credentials(domain):
             if not entry:
                 continue
             if entry.get("auth"):
+                import base64
+
                 try:
                     user, _, pw = base64.b64decode(entry["auth"]).decode().partition(":")
                 except (ValueError, UnicodeDecodeError):
@@ -95,6 +98,7 @@ def load_credentials(domain):
 
 def _edit_auth_file(change):
     import fcntl
+    import json
 
     path = auth_file()
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
@@ -116,6 +120,8 @@ def _edit_auth_file(change):
 
 
 def save_credentials(domain, username, password):
+    import base64
+
     token = base64.b64encode(f"{username}:{password}".encode()).decode()
     _edit_auth_file(lambda auths: auths.__setitem__(domain, {"auth": token}))
 
@@ -178,8 +184,8 @@ class Client:
         self.credentials = credentials if credentials is not None else load_credentials(domain)
         self.scheme = None
         self._auth = {}        # scope -> Authorization header value
-        self._auth_lock = threading.Lock()
-        self._tls = threading.local()
+        self._auth_lock = _thread.allocate_lock()
+        self._tls = _thread._local()
         self._ctx = None
 
     # connections
@@ -190,17 +196,16 @@ class Client:
         key = (scheme, host)
         conn = conns.get(key)
         if conn is None:
-            if scheme == "https":
-                conn = http.client.HTTPSConnection(host, timeout=_TIMEOUT,
-                                                   context=self._ssl_context())
-            else:
-                conn = http.client.HTTPConnection(host, timeout=_TIMEOUT)
+            conn = httpwire.Connection(host, _TIMEOUT,
+                                       self._ssl_context() if scheme == "https" else None)
             conns[key] = conn
         return conn
 
     def _ssl_context(self):
         with self._auth_lock:
             if self._ctx is None:
+                import ssl
+
                 ctx = ssl.create_default_context()
                 if self.insecure:
                     ctx.check_hostname = False
@@ -224,7 +229,7 @@ class Client:
             try:
                 conn.request(method, path, body=body, headers=headers)
                 return Response(conn.getresponse(), (scheme, host))
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            except (httpwire.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
                 self._drop((scheme, host))
                 if attempt:
                     raise
@@ -244,7 +249,7 @@ class Client:
                 if resp.status in (200, 401):
                     self.scheme = "http"
                     return self.scheme
-            except (ConnectionError, http.client.HTTPException, socket.timeout):
+            except (ConnectionError, httpwire.HTTPException, TimeoutError):
                 self._drop(("http", self.host))
             except OSError as e:
                 raise RegistryError(f"cannot reach {self.host}: {e.strerror or e}") from None
@@ -267,9 +272,11 @@ class Client:
                 hdrs.pop("Authorization", None)
             try:
                 resp = self._raw(method, scheme, host, path, hdrs, body)
-            except (OSError, http.client.HTTPException) as e:
+            except (OSError, httpwire.HTTPException) as e:
                 raise TransientError(f"{method} {scheme}://{host}{path}: {e}") from None
             if resp.status in (301, 302, 303, 307, 308):
+                import urllib.parse
+
                 resp.read()
                 url = urllib.parse.urlsplit(urllib.parse.urljoin(
                     f"{scheme}://{host}{path}", resp.headers.get("Location", "")))
@@ -297,7 +304,7 @@ class Client:
     def _error_message(self, status, body, path):
         detail = ""
         try:
-            errors = json.loads(body).get("errors") or []
+            errors = jsonio.loads(body).get("errors") or []
             detail = "; ".join(f"{e.get('code', '')}: {e.get('message', '')}".strip(": ")
                                for e in errors)
         except (ValueError, AttributeError):
@@ -317,6 +324,8 @@ class Client:
                 if not self.credentials:
                     raise RegistryError(f"unauthorized: {self.domain} requires a login "
                                         f"(minirun login {self.domain})")
+                import base64
+
                 raw = f"{self.credentials[0]}:{self.credentials[1]}".encode()
                 self._auth[scope] = "Basic " + base64.b64encode(raw).decode()
                 return
@@ -326,6 +335,9 @@ class Client:
             self._auth[scope] = "Bearer " + self._token(params, scope)
 
     def _token(self, params, scope):
+        import base64
+        import urllib.parse
+
         realm = urllib.parse.urlsplit(params["realm"])
         if realm.scheme not in ("http", "https") or not realm.netloc:
             raise RegistryError(f"bad token realm {params['realm']!r}")
@@ -343,14 +355,14 @@ class Client:
         try:
             resp = self._raw("GET", realm.scheme, realm.netloc, path, headers)
             body = resp.read()
-        except (OSError, http.client.HTTPException) as e:
+        except (OSError, httpwire.HTTPException) as e:
             raise RegistryError(f"token server {realm.netloc}: {e}") from None
         if resp.status != 200:
             raise RegistryError(f"unauthorized: token server {realm.netloc} answered "
                                 f"{resp.status}" + (" (check minirun login)" if resp.status
                                                     in (401, 403) else ""))
         try:
-            doc = json.loads(body)
+            doc = jsonio.loads(body)
             token = doc.get("token") or doc.get("access_token")
         except (ValueError, AttributeError):
             token = None
@@ -400,9 +412,9 @@ class Client:
                     if progress:
                         progress(n)
                 if writer.size < size:
-                    raise http.client.IncompleteRead(b"", size - writer.size)
+                    raise httpwire.IncompleteRead(b"", size - writer.size)
                 return
-            except (OSError, http.client.HTTPException, TransientError) as e:
+            except (OSError, httpwire.HTTPException, TransientError) as e:
                 if resp is not None:
                     self._drop(resp.conn_key)
                 attempt += 1
@@ -421,7 +433,7 @@ class Progress:
         self.title, self.total, self.done = title, total, 0
         self.stream = stream
         self.enabled = hasattr(stream, "isatty") and stream.isatty()
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self._last = 0.0
 
     def add(self, n):
@@ -468,6 +480,54 @@ def _verify_manifest(data, digest_expected, header_digest, what):
     return digest
 
 
+class _Cancelled:
+    """Set by the first download that fails: the others stop at their next chunk."""
+
+    def __init__(self):
+        self.flag = False
+
+    def set(self):
+        self.flag = True
+
+    def is_set(self):
+        return self.flag
+
+
+def _in_parallel(work, items, workers):
+    """work(item) for each item, on `workers` threads (this one included);
+    raises the first real error in the items' order (not the "cancelled"
+    of the downloads it stopped)."""
+    import threading
+
+    todo = list(enumerate(items))
+    errors = []
+    lock = threading.Lock()
+
+    def worker():
+        while True:
+            with lock:
+                if not todo:
+                    return
+                i, item = todo.pop(0)
+            try:
+                work(item)
+            except BaseException as e:  # ^C too: raised after the join
+                with lock:
+                    errors.append((i, e))
+                    todo.clear()  # nothing new starts after a failure
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(workers - 1)]
+    for t in threads:
+        t.start()
+    worker()
+    for t in threads:
+        t.join()
+    errors.sort(key=lambda pair: pair[0])
+    real = [e for _, e in errors if str(e) != "cancelled"]
+    if real or errors:
+        raise real[0] if real else errors[0][1]
+
+
 def pull(ref, store=None, insecure=False, platform=None, stream=sys.stderr, client=None):
     """Pull an image (reference string or Reference) into the store; returns
     the stored Image."""
@@ -500,7 +560,8 @@ def pull(ref, store=None, insecure=False, platform=None, stream=sys.stderr, clie
         missing = [(what, d) for what, d in blobs if not store.has_blob(d["digest"])]
         total = sum(d["size"] for _, d in missing)
         progress = Progress(f"Pulling {ref.familiar}", total, stream)
-        cancelled = threading.Event()
+        parallel = sum(d["size"] > _SMALL_BLOB for _, d in missing) > 1
+        cancelled = _Cancelled() if parallel else None
 
         def fetch(item):
             what, desc = item
@@ -514,23 +575,16 @@ def pull(ref, store=None, insecure=False, platform=None, stream=sys.stderr, clie
                         writer.commit()
                         progress.blob_done(what, desc["digest"], desc["size"])
                     except BaseException:
-                        cancelled.set()
+                        if cancelled is not None:
+                            cancelled.set()
                         raise
 
-        if len(missing) <= 1:
+        if parallel:
+            _in_parallel(fetch, sorted(missing, key=lambda item: -item[1]["size"]),
+                         min(_PARALLEL, len(missing)))
+        else:  # one big blob at most: over the connection the manifest came on
             for item in missing:
                 fetch(item)
-        else:
-            with ThreadPoolExecutor(min(_PARALLEL, len(missing))) as pool:
-                futures = [pool.submit(fetch, item) for item in missing]
-                try:
-                    errors = [f.exception() for f in futures]
-                except BaseException:  # ^C: the downloads stop at their next chunk
-                    cancelled.set()
-                    raise
-            real = [e for e in errors if e is not None and str(e) != "cancelled"]
-            if real or any(errors):
-                raise real[0] if real else next(e for e in errors if e)
         progress.finish()
         store.put_bytes(data, digest, "manifest")
         image = mf.Image(store, digest, data)

@@ -16,16 +16,18 @@ small JSON blobs on every read.  Writers of images.json take an exclusive
 flock and replace the file atomically.  Pulls and unpacks hold a shared lock on
 the store and garbage collection an exclusive one, so a collection never
 removes a blob that a concurrent pull has written but not yet tagged.
+
+`minirun pull` imports this module: json (through `re` and `enum`),
+`datetime`, `shutil` and `threading` stay out of it (jsonio, time, _thread).
 """
+import _thread
 import contextlib
-import datetime
 import fcntl
 import hashlib
-import json
 import os
-import shutil
-import threading
+import time
 
+from minirun import jsonio
 from minirun.errors import MinirunError
 from minirun.image import manifest as mf
 from minirun.image import reference
@@ -40,12 +42,21 @@ class ImageNotFound(MinirunError):
         self.name = name
 
 
+def _sorted(value):
+    """value with every dict's keys in order (what json's sort_keys writes)."""
+    if isinstance(value, dict):
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value
+
+
 def default_root():
     return os.environ.get(ENV_VAR) or DEFAULT_ROOT
 
 
 def _now():
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 class BlobWriter:
@@ -116,7 +127,7 @@ class BlobWriter:
 class Store:
     def __init__(self, root=None):
         self.root = os.path.abspath(root or default_root())
-        self._tls = threading.local()
+        self._tls = _thread._local()
 
     # layout
     def path(self, *parts):
@@ -128,7 +139,7 @@ class Store:
         return self
 
     def _tmp_name(self, kind):
-        return self.path("tmp", f"{kind}-{os.getpid()}-{threading.get_ident()}-{os.urandom(6).hex()}")
+        return self.path("tmp", f"{kind}-{os.getpid()}-{_thread.get_ident()}-{os.urandom(6).hex()}")
 
     def blob_path(self, digest):
         reference.check_digest(digest)
@@ -205,7 +216,7 @@ class Store:
     def _load_doc(self):
         try:
             with open(self.path("images.json")) as f:
-                doc = json.load(f)
+                doc = jsonio.load(f)
         except FileNotFoundError:
             doc = {}
         except ValueError as e:
@@ -220,7 +231,7 @@ class Store:
     def _save_doc(self, doc):
         tmp = self._tmp_name("images.json")
         with open(tmp, "w") as f:
-            json.dump(doc, f, indent=1, sort_keys=True)
+            f.write(jsonio.dumps(_sorted(doc), indent=1))  # json.dump(.., sort_keys=True)
         os.rename(tmp, self.path("images.json"))
 
     @contextlib.contextmanager
@@ -450,7 +461,7 @@ class Store:
         for cid in sorted(os.listdir(cdir)) if os.path.isdir(cdir) else ():
             try:
                 with open(os.path.join(cdir, cid, "image.json")) as f:
-                    used.setdefault(json.load(f)["manifest"], []).append(cid)
+                    used.setdefault(jsonio.load(f)["manifest"], []).append(cid)
             except (OSError, ValueError, KeyError):
                 continue
         return used
@@ -459,6 +470,8 @@ class Store:
     def gc(self):
         """Remove blobs and unpacked layers no name or container refers to, and
         temporary files of dead writers.  Returns (blobs removed, bytes freed)."""
+        import shutil
+
         removed, freed = 0, 0
         with self.exclusive():
             keep_blobs, keep_layers = set(), set()
