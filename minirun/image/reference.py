@@ -5,9 +5,13 @@ A bare name means Docker Hub's official images (`busybox` is
 only if it looks like one (has a `.` or `:`, or is `localhost`); otherwise
 `foo/bar` is a Docker Hub user repository.  Every part is validated against
 the distribution spec's grammar before it is used in a URL or a file name.
-"""
-import re
 
+The grammar is checked by small functions instead of regular expressions:
+`minirun pull` parses a reference first thing, and importing `re` (with
+`enum`) costs about as much as the rest of its imports together.  Each
+function says the expression it implements; tests/image/test_reference.py
+checks them against those expressions.
+"""
 from minirun.errors import MinirunError
 
 DEFAULT_DOMAIN = "docker.io"
@@ -16,12 +20,56 @@ DEFAULT_TAG = "latest"
 _API_HOSTS = {"docker.io": "registry-1.docker.io"}
 _DOMAIN_ALIASES = {"index.docker.io": "docker.io", "registry-1.docker.io": "docker.io"}
 
-_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*\Z")
-_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\Z")
-_DOMAIN = re.compile(
-    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
-    r"(?::[0-9]+)?\Z|\[[0-9A-Fa-f:]+\](?::[0-9]+)?\Z")
-_DIGEST = re.compile(r"(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})\Z")
+_DIGITS = frozenset("0123456789")
+_LOWER_HEX = frozenset("0123456789abcdef")
+_LOWER_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz") | _DIGITS
+_ALNUM = _LOWER_ALNUM | frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_TAG_FIRST = _ALNUM | {"_"}
+_TAG_CHARS = _TAG_FIRST | {".", "-"}
+_LABEL_CHARS = _ALNUM | {"-"}
+_IPV6_CHARS = _LOWER_HEX | frozenset("ABCDEF:")
+_DIGEST_LENGTHS = {"sha256": 64, "sha512": 128}
+
+
+def _is_component(s):
+    """[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*  (a path component)"""
+    if not s or s[0] not in _LOWER_ALNUM or s[-1] not in _LOWER_ALNUM:
+        return False
+    separator = ""
+    for c in s:
+        if c in _LOWER_ALNUM:
+            if separator and separator not in (".", "_", "__") and separator.strip("-"):
+                return False
+            separator = ""
+        elif c in "._-":
+            separator += c
+        else:
+            return False
+    return True
+
+
+def _is_tag(s):
+    """[A-Za-z0-9_][A-Za-z0-9._-]{0,127}"""
+    return 0 < len(s) <= 128 and s[0] in _TAG_FIRST and all(c in _TAG_CHARS for c in s)
+
+
+def _is_port(s):
+    """(?::[0-9]+)?  (s is what follows the host)"""
+    return not s or (s[0] == ":" and len(s) > 1 and all(c in _DIGITS for c in s[1:]))
+
+
+def _is_domain(s):
+    """label(?:\\.label)*(?::[0-9]+)?, label = [A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?,
+    or \\[[0-9A-Fa-f:]+\\](?::[0-9]+)?"""
+    if s.startswith("["):
+        inside, close, rest = s[1:].partition("]")
+        return bool(close and inside) and all(c in _IPV6_CHARS for c in inside) \
+            and _is_port(rest)
+    colon = s.find(":")
+    host, rest = (s, "") if colon < 0 else (s[:colon], s[colon:])
+    return _is_port(rest) and all(
+        label and label[0] != "-" and label[-1] != "-" and all(c in _LABEL_CHARS for c in label)
+        for label in host.split("."))
 
 
 class InvalidReference(MinirunError):
@@ -30,7 +78,12 @@ class InvalidReference(MinirunError):
 
 
 def valid_digest(digest):
-    return isinstance(digest, str) and bool(_DIGEST.match(digest))
+    """(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})"""
+    if not isinstance(digest, str):
+        return False
+    algo, colon, hexpart = digest.partition(":")
+    return bool(colon) and len(hexpart) == _DIGEST_LENGTHS.get(algo) and \
+        all(c in _LOWER_HEX for c in hexpart)
 
 
 def check_digest(digest, what="digest"):
@@ -124,7 +177,7 @@ def parse(ref, default_tag=True):
     rest, digest = ref, None
     if "@" in rest:
         rest, _, digest = rest.partition("@")
-        if not _DIGEST.match(digest):
+        if not valid_digest(digest):
             raise InvalidReference(ref, f"bad digest {digest!r}")
     tag = None
     # A ':' after the last '/' is a tag; before it, it is a port.
@@ -132,12 +185,12 @@ def parse(ref, default_tag=True):
     colon = rest.rfind(":")
     if colon > slash:
         rest, tag = rest[:colon], rest[colon + 1:]
-        if not _TAG.match(tag):
+        if not _is_tag(tag):
             raise InvalidReference(ref, f"bad tag {tag!r}")
     first, sep, remainder = rest.partition("/")
     if sep and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
         domain, path = first, remainder
-        if not _DOMAIN.match(domain):
+        if not _is_domain(domain):
             raise InvalidReference(ref, f"bad registry host {domain!r}")
         domain = _DOMAIN_ALIASES.get(domain, domain)
     else:
@@ -147,8 +200,8 @@ def parse(ref, default_tag=True):
     if domain == DEFAULT_DOMAIN and "/" not in path:
         path = f"library/{path}"
     for component in path.split("/"):
-        if not _COMPONENT.match(component):
-            if component.lower() != component and _COMPONENT.match(component.lower()):
+        if not _is_component(component):
+            if component.lower() != component and _is_component(component.lower()):
                 raise InvalidReference(ref, "repository name must be lowercase")
             raise InvalidReference(ref, f"bad repository component {component!r}")
     if len(domain) + 1 + len(path) > 255:

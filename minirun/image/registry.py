@@ -17,8 +17,9 @@ server ignores it).  http is used only with --insecure or for registries on
 localhost/127.0.0.0/8 (when the registry answers plain http there).
 
 A pull from a plain-http registry imports neither `ssl` nor `json` nor
-`threading` (one blob at a time needs no thread): each costs milliseconds, and
-a whole pull of a small image from a local registry takes tens of them.
+`threading` (the download threads are bare `_thread`s): each costs
+milliseconds, and a whole pull of a small image from a local registry takes
+tens of them.
 """
 import _thread
 import os
@@ -37,8 +38,6 @@ _RETRIES = 5
 _TIMEOUT = 60
 _PARALLEL = 4
 _BUF = 1 << 20
-# Blobs up to this size are not worth a thread and a connection of their own.
-_SMALL_BLOB = 256 << 10
 
 
 class RegistryError(MinirunError):
@@ -493,35 +492,48 @@ class _Cancelled:
         return self.flag
 
 
-def _in_parallel(work, items, workers):
+def _in_parallel(work, items, workers, cancelled):
     """work(item) for each item, on `workers` threads (this one included);
     raises the first real error in the items' order (not the "cancelled"
-    of the downloads it stopped)."""
-    import threading
-
+    of the downloads it stopped).  Bare `_thread`: `threading` would import
+    functools and collections for a join."""
     todo = list(enumerate(items))
     errors = []
-    lock = threading.Lock()
+    lock = _thread.allocate_lock()
 
-    def worker():
-        while True:
-            with lock:
-                if not todo:
-                    return
-                i, item = todo.pop(0)
-            try:
-                work(item)
-            except BaseException as e:  # ^C too: raised after the join
+    def worker(done=None):
+        try:
+            while True:
                 with lock:
-                    errors.append((i, e))
-                    todo.clear()  # nothing new starts after a failure
+                    if not todo:
+                        return
+                    i, item = todo.pop(0)
+                try:
+                    work(item)
+                except BaseException as e:  # ^C too: raised after the join
+                    with lock:
+                        errors.append((i, e))
+                        todo.clear()  # nothing new starts after a failure
+        finally:
+            if done is not None:
+                done.release()
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(workers - 1)]
-    for t in threads:
-        t.start()
-    worker()
-    for t in threads:
-        t.join()
+    finished = []
+    for _ in range(workers - 1):
+        done = _thread.allocate_lock()
+        done.acquire()
+        _thread.start_new_thread(worker, (done,))
+        finished.append(done)
+    try:
+        worker()
+        while finished:
+            finished[-1].acquire()  # the thread releases it on its way out
+            finished.pop()
+    except BaseException:  # ^C: the others stop at their next chunk and clean up
+        cancelled.set()
+        for done in finished:
+            done.acquire(timeout=_TIMEOUT)
+        raise
     errors.sort(key=lambda pair: pair[0])
     real = [e for _, e in errors if str(e) != "cancelled"]
     if real or errors:
@@ -560,7 +572,7 @@ def pull(ref, store=None, insecure=False, platform=None, stream=sys.stderr, clie
         missing = [(what, d) for what, d in blobs if not store.has_blob(d["digest"])]
         total = sum(d["size"] for _, d in missing)
         progress = Progress(f"Pulling {ref.familiar}", total, stream)
-        parallel = sum(d["size"] > _SMALL_BLOB for _, d in missing) > 1
+        parallel = len(missing) > 1
         cancelled = _Cancelled() if parallel else None
 
         def fetch(item):
@@ -581,8 +593,8 @@ def pull(ref, store=None, insecure=False, platform=None, stream=sys.stderr, clie
 
         if parallel:
             _in_parallel(fetch, sorted(missing, key=lambda item: -item[1]["size"]),
-                         min(_PARALLEL, len(missing)))
-        else:  # one big blob at most: over the connection the manifest came on
+                         min(_PARALLEL, len(missing)), cancelled)
+        else:  # a single blob: over the connection the manifest came on
             for item in missing:
                 fetch(item)
         progress.finish()

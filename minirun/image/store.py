@@ -18,10 +18,10 @@ the store and garbage collection an exclusive one, so a collection never
 removes a blob that a concurrent pull has written but not yet tagged.
 
 `minirun pull` imports this module: json (through `re` and `enum`),
-`datetime`, `shutil` and `threading` stay out of it (jsonio, time, _thread).
+`datetime`, `shutil`, `threading` and `contextlib` (with `functools` and
+`collections`) stay out of it (jsonio, time, _thread, small classes).
 """
 import _thread
-import contextlib
 import fcntl
 import hashlib
 import os
@@ -113,8 +113,10 @@ class BlobWriter:
         if not self.file.closed:
             self.file.close()
         if self.path:
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 os.unlink(self.path)
+            except FileNotFoundError:
+                pass
             self.path = None
 
     def __enter__(self):
@@ -122,6 +124,53 @@ class BlobWriter:
 
     def __exit__(self, *exc):
         self.discard()
+
+
+class _Flock:
+    """flock(2) on locks/<name> for the time of a with-block."""
+
+    def __init__(self, locks_dir, name, mode):
+        self.locks_dir, self.name, self.mode = locks_dir, name, mode
+        self.fd = None
+
+    def __enter__(self):
+        os.makedirs(self.locks_dir, mode=0o700, exist_ok=True)
+        fd = os.open(os.path.join(self.locks_dir, self.name),
+                     os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, self.mode)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd = fd
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+        self.fd = None
+
+
+class _Editing:
+    def __init__(self, store, part=None):
+        self.store, self.part = store, part
+        self.lock = self.doc = None
+
+    def __enter__(self):
+        self.store.ensure()
+        self.lock = self.store._flock("images.lock", fcntl.LOCK_EX)
+        self.lock.__enter__()
+        try:
+            self.doc = self.store._load_doc()
+        except BaseException:
+            self.lock.__exit__(None, None, None)
+            raise
+        return self.doc[self.part] if self.part else self.doc
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is None:
+                self.store._save_doc(self.doc)
+        finally:
+            self.lock.__exit__(None, None, None)
 
 
 class Store:
@@ -151,15 +200,8 @@ class Store:
         return self.path("layers", chain_id.partition(":")[2])
 
     # locks
-    @contextlib.contextmanager
     def _flock(self, name, mode):
-        os.makedirs(self.path("locks"), mode=0o700, exist_ok=True)
-        fd = os.open(self.path("locks", name), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, mode)
-            yield
-        finally:
-            os.close(fd)
+        return _Flock(self.path("locks"), name, mode)
 
     def shared(self):
         """Held while adding to the store (pull, load, unpack): gc waits."""
@@ -234,18 +276,13 @@ class Store:
             f.write(jsonio.dumps(_sorted(doc), indent=1))  # json.dump(.., sort_keys=True)
         os.rename(tmp, self.path("images.json"))
 
-    @contextlib.contextmanager
     def _editing(self):
-        self.ensure()
-        with self._flock("images.lock", fcntl.LOCK_EX):
-            doc = self._load_doc()
-            yield doc
-            self._save_doc(doc)
+        """with-block on images.json's document (or its "refs"): locked, saved
+        at the end unless the block raised."""
+        return _Editing(self)
 
-    @contextlib.contextmanager
     def _editing_refs(self):
-        with self._editing() as doc:
-            yield doc["refs"]
+        return _Editing(self, "refs")
 
     def refs(self):
         return self._load_refs()

@@ -80,3 +80,48 @@ def test_manifest_validation():
         mf.kind({"mediaType": mf.OCI_INDEX}, mf.DOCKER_MANIFEST)
     with pytest.raises(mf.ManifestError, match="schema1"):
         mf.kind({"schemaVersion": 1})
+
+
+# The distribution spec's expressions, as reference.py implemented them with
+# `re` before; its hand-written checks must accept exactly the same strings.
+_SPEC = {
+    "_is_component": r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*\Z",
+    "_is_tag": r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\Z",
+    "_is_domain": r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)"
+                  r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+                  r"(?::[0-9]+)?\Z|\[[0-9A-Fa-f:]+\](?::[0-9]+)?\Z",
+    "valid_digest": r"(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})\Z",
+}
+# Characters the grammar cares about, look-alikes and non-ASCII digits/letters.
+_ALPHABET = "aAzZ09fF._-:[]@/ \n\u0660\u00e9\u0131K"
+
+
+@pytest.mark.parametrize("check", sorted(_SPEC))
+def test_grammar_checks_match_the_spec_expressions(check):
+    import re
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from minirun.image import reference
+
+    pattern, func = re.compile(_SPEC[check]), getattr(reference, check)
+    samples = st.one_of(
+        st.text(_ALPHABET, max_size=12),
+        st.text(max_size=8),
+        st.builds(lambda a, h: a + ":" + h, st.sampled_from(["sha256", "sha512", "md5", ""]),
+                  st.text("0123456789abcdefA", min_size=60, max_size=130)),
+        st.builds(lambda n: "a" * n, st.integers(120, 135)))
+
+    @settings(max_examples=1000, deadline=None, database=None)
+    @given(samples)
+    def agree(s):
+        assert func(s) == bool(pattern.match(s)), s
+
+    agree()
+    fixed = ["a", "a-b", "a--b", "a__b", "a___b", "a._b", "-a", "a-", "1.2.3.4:5000",
+             "[::1]:5000", "[::1]", "[]", "[::1]x", "host:", "host:x", "a.b-c.d", "a..b",
+             "sha256:" + "a" * 64, "sha512:" + "f" * 128, "sha256:" + "a" * 63, "_x", "x" * 128,
+             "x" * 129]
+    for s in fixed:
+        assert func(s) == bool(pattern.match(s)), s
