@@ -117,7 +117,7 @@ def main(argv=None):
                          "network devices): run it as root, e.g. `sudo minirun "
                          f"{' '.join(args[:2])}`\n")
         sys.exit(1)
-    if args[:1] == ["pull"]:  # plain `pull` without click (cli/imagefast.py); exits if handled
+    if args[:1] in (["pull"], ["unpack"]):  # plain forms without click (cli/imagefast.py)
         __import__("minirun.cli.imagefast", fromlist=["_"]).try_run(args)
     from minirun.cli import fastpath
 

@@ -327,17 +327,9 @@ def logout(server):
 
 def _image_from(spec, store_root, platform=None, pull_missing=False):
     """LAYOUT_DIR[:TAG] (an OCI layout on disk) or a store name/id."""
-    from minirun.image import layout, manifest
+    from minirun.cli.imagefast import image_from
 
-    plat = manifest.parse_platform(platform) if platform else None
-    path, tag = layout.split_layout_ref(spec)
-    if os.path.isfile(os.path.join(path, "oci-layout")):
-        return layout.OCILayout(path).resolve(tag, plat)
-    if pull_missing:
-        from minirun.image import registry
-
-        return registry.resolve_or_pull(spec, store=_store(store_root), platform=platform)
-    return _store(store_root).resolve(spec)
+    return image_from(spec, store_root, platform, pull_missing)
 
 
 @click.command()
@@ -350,33 +342,10 @@ def _image_from(spec, store_root, platform=None, pull_missing=False):
 @click.argument("dest")
 def unpack(image_spec, platform, no_config, store_root, dest):
     """Unpack an image into DEST/rootfs (+ DEST/config.json), like `umoci unpack`."""
-    import shutil
+    from minirun.cli import imagefast  # its plain forms skip click: same options, same call
 
-    from minirun.image import bundle as bundlemod
-    from minirun.image import unpack as unpackmod
-
-    image = _image_from(image_spec, store_root, platform)
-    if os.path.exists(dest) and os.listdir(dest):
-        raise MinirunError(f"{dest} exists and is not empty")
-    made = not os.path.exists(dest)
-    os.makedirs(dest, exist_ok=True)
-    os.chmod(dest, 0o700)  # setuid files and devices of the image stay private
-    rootfs = os.path.join(dest, "rootfs")
-    try:
-        os.mkdir(rootfs, 0o755)
-        unpackmod.unpack_image(image, rootfs)
-        if not no_config:
-            try:
-                spec = bundlemod.image_spec(image.config, rootfs)
-            except MinirunError:  # no Entrypoint/Cmd: keep default_spec's shell
-                spec = bundlemod.image_spec(image.config, rootfs, args=["sh"])
-            with open(os.path.join(dest, "config.json"), "w") as f:
-                json.dump(spec, f, indent=2)
-    except BaseException:
-        shutil.rmtree(dest if made else rootfs, ignore_errors=True)
-        if not made and os.path.exists(os.path.join(dest, "config.json")):
-            os.unlink(os.path.join(dest, "config.json"))
-        raise
+    imagefast.unpack_command(imagefast.UnpackOptions(dest, image_spec, platform, no_config,
+                                                     store_root))
 
 
 @click.command()

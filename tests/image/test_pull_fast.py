@@ -1,7 +1,8 @@
-"""`minirun pull` in its plain forms runs without click and imports only what
-it uses (a pull of a small image from a local registry takes about as long as
-importing click, http.client or ssl would); anything else still goes through
-click, with click's messages.  A real registry (docker-registry on 127.0.0.1)."""
+"""`minirun pull` and `unpack` in their plain forms run without click, and pull
+imports only what it uses (a pull of a small image from a local registry takes
+about as long as importing click, http.client or ssl would); anything else
+still goes through click, with click's messages.  A real registry
+(docker-registry on 127.0.0.1)."""
 import os
 import subprocess
 import sys
@@ -94,7 +95,8 @@ def test_fast_path_prints_what_click_prints(registry_ref, tmp_path):
     (["pull", "--platform=linux/arm64", "--quiet", "--store=/s", "x"],
      ("x", False, "linux/arm64", True, "/s")),
     (["pull"], None), (["pull", "a", "b"], None), (["pull", "a", "-q"], None),
-    (["pull", "--help"], None), (["pull", "-h", "x"], None), (["pull", "--bogus", "x"], None),
+    (["pull", "--help"], None), (["pull", "-h", "x"], None),
+    (["pull", "--bogus", "x"], None),
     (["pull", "--insecure=1", "x"], None), (["pull", "--store"], None), (["pull", "-qq", "x"], None),
     (["images"], None), (["--root", "/r", "pull", "x"], None),
 ])
@@ -104,3 +106,42 @@ def test_parse_takes_plain_forms_only(args, expected):
         assert opts is None
     else:
         assert (opts.ref, opts.insecure, opts.platform, opts.quiet, opts.store_root) == expected
+
+
+@pytest.mark.unprivileged
+@pytest.mark.parametrize("args,expected", [
+    (["unpack", "--image", "l:t", "d"], ("d", "l:t", None, False, None)),
+    (["unpack", "--no-config", "--image=l", "--platform", "linux/arm64", "--store", "/s", "d"],
+     ("d", "l", "linux/arm64", True, "/s")),
+    (["unpack", "d"], None), (["unpack", "--image", "l"], None),
+    (["unpack", "--image", "l", "d", "--no-config"], None), (["unpack", "--help"], None),
+    (["unpack", "--no-config=1", "--image", "l", "d"], None),
+])
+def test_parse_unpack_plain_forms_only(args, expected):
+    opts = imagefast.parse(args)
+    if expected is None:
+        assert opts is None
+    else:
+        assert (opts.dest, opts.image_spec, opts.platform, opts.no_config,
+                opts.store_root) == expected
+
+
+def test_unpack_fast_path_does_what_click_does(tmp_path):
+    """Through the fast path and through click (an option after DEST): the
+    same tree and config.json, and the same errors."""
+    need("umoci")
+    layout = str(tmp_path / "layout")
+    make_layout(layout, [busybox_rootfs_entries(), [entry("file", "etc/motd", b"hi\n")]])
+    fast = minirun("unpack", "--image", layout + ":latest", str(tmp_path / "a"))
+    slow = minirun("unpack", "--image", layout + ":latest", str(tmp_path / "b"), "--store", "/x")
+    assert (fast.stdout, fast.stderr) == (slow.stdout, slow.stderr) == ("", "")
+    assert (tmp_path / "a/rootfs/etc/motd").read_bytes() == b"hi\n"
+    assert (tmp_path / "a/config.json").read_text().replace(str(tmp_path / "a"), "D") == \
+        (tmp_path / "b/config.json").read_text().replace(str(tmp_path / "b"), "D")
+    for dest in ("a", "missing-image"):
+        spec = layout + ":latest" if dest == "a" else str(tmp_path / "nothing")
+        f = minirun("unpack", "--image", spec, str(tmp_path / dest), check=False)
+        s = minirun("unpack", "--image", spec, str(tmp_path / dest), "--no-config", check=False)
+        assert (f.returncode, f.stdout, f.stderr) == (s.returncode, s.stdout, s.stderr)
+        assert f.returncode == 1 and "Traceback" not in f.stderr
+    assert not (tmp_path / "missing-image").exists()
