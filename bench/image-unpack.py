@@ -8,7 +8,10 @@ imagebuild.py: whiteouts, an opaque dir, hard links, from this machine's
 files) in a temp dir.  Columns: `minirun unpack`, `umoci unpack`, and any
 NAME=COMMAND given (e.g. another checkout: 'old=env PYTHONPATH=/src/old
 minirun unpack --image {layout}:{tag} {dest}').  Each run starts from an
-absent destination; the page cache is warm.  Root needed (owners, devices).
+absent destination; the page cache is warm.  Each round runs every column
+once, in an order rotated per round (load from other work falls on all
+columns alike); the ratio is the median of the per-round ratios to umoci.
+A first round warms caches and is not counted.  Root needed (owners, devices).
 """
 import argparse
 import os
@@ -47,18 +50,24 @@ def main():
         columns += [tuple(c.split("=", 1)) for c in a.columns]
         times = {name: [] for name, _ in columns}
         dest = os.path.join(tmp, "dest")
-        for _ in range(a.n):
-            for name, cmd in columns:
+        # bytecode may be cached, as in an installed minirun
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        for i in range(a.n + 1):
+            order = columns[i % len(columns):] + columns[:i % len(columns)]
+            for name, cmd in order:
                 shutil.rmtree(dest, ignore_errors=True)
                 argv = shlex.split(cmd.format(layout=path, tag=tag, dest=dest))
                 t = time.perf_counter()
-                subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
-                times[name].append(time.perf_counter() - t)
-        base = statistics.median(times["umoci"])
-        print(f"image {path}:{tag}, {a.n} runs each, median wall time")
+                subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, env=env)
+                if i:
+                    times[name].append(time.perf_counter() - t)
+        print(f"# {time.strftime('%Y-%m-%d %H:%M:%S')}  load "
+              f"{' '.join(open('/proc/loadavg').read().split()[:3])}")
+        print(f"image {path}:{tag}, {a.n} rounds, median wall time, median per-round ratio")
         for name, _ in columns:
             med = statistics.median(times[name])
-            print(f"  {name:<10} {med * 1000:8.0f} ms   {med / base:5.2f}x umoci")
+            ratio = statistics.median(t / u for t, u in zip(times[name], times["umoci"]))
+            print(f"  {name:<10} {med * 1000:8.0f} ms   {ratio:5.2f}x umoci")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
