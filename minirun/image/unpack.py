@@ -149,13 +149,14 @@ class Extractor(DirTimes, Whiteouts):
         self._real_dirs = {b""}
         from concurrent.futures import ThreadPoolExecutor
 
-        self._pool = ThreadPoolExecutor(_WRITERS, thread_name_prefix="unpack-write")
+        self._pools = [ThreadPoolExecutor(1, thread_name_prefix="unpack-write")
+                       for _ in range(_WRITERS)]
         try:
             # utf-8 + surrogateescape: every name maps back to its exact bytes.
             tf = tarfile.TarFile(fileobj=stream, mode="r", errorlevel=2, encoding="utf-8",
                                  errors="surrogateescape")
         except tarfile.TarError as e:
-            self._pool.shutdown()
+            self._shutdown_pools()
             if str(e) == "empty file":  # zero bytes: an empty layer, as for umoci
                 return
             raise UnpackError(f"{getattr(stream, 'name', 'layer')}: not a tar archive: {e}") \
@@ -181,17 +182,27 @@ class Extractor(DirTimes, Whiteouts):
             self._restore_dir_times()
         finally:
             self._drain(quiet=True)
-            self._pool.shutdown()
+            self._shutdown_pools()
             self._forget_dirs()
             self._close_stale()
 
-    # Regular files up to _ASYNC_MAX are written by a small thread pool (the
+    def _shutdown_pools(self):
+        for pool in self._pools:
+            pool.shutdown()
+
+    # Regular files up to _ASYNC_MAX are written by a few writer threads (the
     # syscalls release the GIL) while this thread parses the next headers.
+    # Each directory has one writer: creating a file takes the directory's
+    # inode lock, and a second writer waiting for it spins on a CPU (on ext4
+    # without a journal a create can take most of a millisecond, scanning
+    # for an inode not recently deleted) -- measured, two writers on one
+    # directory were barely faster than one.
     # Anything that could touch a path still being written - removals,
     # whiteouts, hard links, a repeated name, closing cached directory fds,
     # directory times - waits for the pool first.
     def _submit(self, key, pfd, base, m, xattrs, data):
-        fut = self._pool.submit(self._write_file, pfd, base, m, xattrs, data)
+        pool = self._pools[hash(key[:2]) % len(self._pools)]  # by directory (dev, ino)
+        fut = pool.submit(self._write_file, pfd, base, m, xattrs, data)
         self._pending[key] = fut
         self._queue.append((fut, len(data)))
         self._inflight += len(data)
