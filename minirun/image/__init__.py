@@ -15,12 +15,15 @@ The entry points the Docker-like front end uses (imported lazily so that
 """
 
 
-def __getattr__(name):
-    import importlib
+_WHERE = {"Store": "store", "ImageNotFound": "store", "pull": "registry",
+          "resolve_or_pull": "registry", "push": "push", "prepare_rootfs": "overlay",
+          "release_rootfs": "overlay", "image_spec": "bundle", "image_to_bundle": "bundle"}
 
-    where = {"Store": "store", "ImageNotFound": "store", "pull": "registry",
-             "resolve_or_pull": "registry", "push": "push", "prepare_rootfs": "overlay",
-             "release_rootfs": "overlay", "image_spec": "bundle", "image_to_bundle": "bundle"}
-    if name in where:
-        return getattr(importlib.import_module(f"minirun.image.{where[name]}"), name)
+
+def __getattr__(name):
+    # `from minirun.image import store` asks here first: no importlib for that.
+    if name in _WHERE:
+        import importlib
+
+        return getattr(importlib.import_module(f"minirun.image.{_WHERE[name]}"), name)
     raise AttributeError(name)

@@ -255,13 +255,37 @@ class Client:
         self.scheme = "https"
         return self.scheme
 
+    def _first_over_http(self, method, path, headers, body):
+        """The first request to a registry that may speak plain http, sent over
+        http: when it answers 200 or 401 (what _base() asks of /v2/), that is
+        the scheme, and the /v2/ round trip is saved.  Anything else: None,
+        and _base() decides as always."""
+        try:
+            resp = self._raw(method, "http", self.host, path, headers, body)
+        except (ConnectionError, httpwire.HTTPException, TimeoutError):
+            self._drop(("http", self.host))
+            return None
+        except OSError as e:
+            raise RegistryError(f"cannot reach {self.host}: {e.strerror or e}") from None
+        if resp.status in (200, 401):
+            self.scheme = "http"
+            return resp
+        try:
+            resp.read()
+        except (OSError, httpwire.HTTPException):
+            self._drop(("http", self.host))
+        return None
+
     def request(self, method, path, scope, headers=None, body=None, ok=()):
         """A request to the registry with auth and redirects; the caller reads
         the response body (success) - error statuses raise RegistryError,
         except those listed in `ok` (e.g. 404 for a blob existence check)."""
+        hdrs = {"User-Agent": USER_AGENT, **(headers or {})}
+        first = None
+        if self.scheme is None and self.allow_http and scope not in self._auth:
+            first = self._first_over_http(method, path, hdrs, body)
         scheme = self._base()
         host = self.host
-        hdrs = {"User-Agent": USER_AGENT, **(headers or {})}
         auth_tried = False
         for _ in range(8):
             same_host = host == self.host
@@ -269,10 +293,13 @@ class Client:
                 hdrs["Authorization"] = self._auth[scope]
             else:
                 hdrs.pop("Authorization", None)
-            try:
-                resp = self._raw(method, scheme, host, path, hdrs, body)
-            except (OSError, httpwire.HTTPException) as e:
-                raise TransientError(f"{method} {scheme}://{host}{path}: {e}") from None
+            if first is not None:
+                resp, first = first, None
+            else:
+                try:
+                    resp = self._raw(method, scheme, host, path, hdrs, body)
+                except (OSError, httpwire.HTTPException) as e:
+                    raise TransientError(f"{method} {scheme}://{host}{path}: {e}") from None
             if resp.status in (301, 302, 303, 307, 308):
                 import urllib.parse
 

@@ -19,7 +19,8 @@ from minirun_testlib import REPO
 # Never imported by a plain-http pull: each costs milliseconds (or tens of them).
 EXPENSIVE = {"click", "ssl", "_ssl", "json", "re", "enum", "threading", "http.client", "email",
              "socket", "urllib.parse", "concurrent.futures", "functools", "collections",
-             "contextlib", "datetime", "shutil", "base64", "typing", "minirun.cli.app",
+             "contextlib", "datetime", "shutil", "base64", "typing", "importlib", "warnings",
+             "minirun.cli.app",
              "minirun.cli.image", "minirun.cli.fastpath"}
 MINIRUN = {"minirun", "minirun.cli", "minirun.cli.imagefast", "minirun.errors", "minirun.log",
            "minirun.jsonio", "minirun.image", "minirun.image.registry", "minirun.image.httpwire",
