@@ -123,6 +123,10 @@ def main(argv=None):
 
     if fastpath.try_run(args):  # exits when it handled the call
         return
+    from minirun.cli import frontfast
+
+    if frontfast.try_run(args):  # plain Docker-like ps/run: exits when it handled the call
+        return
     from minirun.cli.app import run_click
 
     run_click(args)

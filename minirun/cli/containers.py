@@ -25,15 +25,9 @@ from minirun.errors import MinirunError
 @click.pass_context
 def ps(ctx, all_, quiet, no_trunc, last, latest, filters, fmt, store_root):
     """List containers."""
-    from minirun.frontend import listing, views
+    from minirun.cli import dockercalls  # the fast path (cli/frontfast.py) runs it too
 
-    rows = listing.ps_rows(frontend(ctx, store_root), all_, filters, last, latest,
-                           trunc=not no_trunc)
-    if quiet:
-        for r in rows:
-            click.echo(r["ID"])
-        return
-    show(rows, fmt, views.PS_COLUMNS)
+    dockercalls.ps(frontend(ctx, store_root), all_, quiet, no_trunc, last, latest, filters, fmt)
 
 
 # --- stop, kill, restart, rm, wait, pause -------------------------------------------------

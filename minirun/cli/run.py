@@ -1,18 +1,12 @@
 """`run`, `create`, `start` and `exec` of the Docker-like front end: their flags
 become one RunOptions (frontend/runopts.py), handed to the library."""
-import os
 import sys
 
 import click
 
+from minirun.cli import dockercalls
 from minirun.cli.dockerlike import command, each, frontend, store_option
 from minirun.errors import MinirunError
-
-# click parameter name -> RunOptions.from_flags keyword, where they differ
-_RENAMED = {"env_file": "env_files", "volumes": "volumes", "mount": "mounts",
-            "label_file": "label_files", "device": "devices", "add_host": "add_hosts",
-            "rm": "auto_remove"}
-_CLI_ONLY = {"image", "command", "store_root", "cidfile", "detach", "sig_proxy", "detach_keys"}
 
 
 def run_options(f):
@@ -95,33 +89,10 @@ def run_options(f):
     return f
 
 
-def options_from(kw):
-    """The click keywords of run/create -> RunOptions (BadOption: exit 125)."""
-    from minirun.frontend.runopts import RunOptions
-
-    flags = {_RENAMED.get(k, k): v for k, v in kw.items() if k not in _CLI_ONLY}
-    return RunOptions.from_flags(kw["image"], kw["command"], **flags)
-
-
-def create_from(fe, kw):
-    """create with --cidfile: the file must not exist, and is written after create."""
-    from minirun.frontend import lifecycle
-
-    opts = options_from(kw)
-    cidfile = kw.get("cidfile")
-    if cidfile and os.path.exists(cidfile):
-        raise lifecycle.RunError(f"container ID file found, make sure the other container isn't "
-                                 f"running or delete {cidfile}")
-    rec = lifecycle.create(fe, opts, progress=sys.stderr)
-    if cidfile:
-        try:
-            with open(cidfile, "x") as f:
-                f.write(rec["Id"])
-        except OSError as e:
-            lifecycle.remove(fe, rec["Id"], force=True, volumes=True)
-            raise lifecycle.RunError(f"failed to create the container ID file: "
-                                     f"{e.strerror.lower()}") from None
-    return rec
+# The bodies are click-free (cli/dockercalls.py): the fast path (cli/frontfast.py)
+# runs the same code for the common forms of `run`.
+options_from, create_from, _discard = (dockercalls.options_from, dockercalls.create_from,
+                                       dockercalls.discard)
 
 
 _SETTINGS = {"allow_interspersed_args": False, "help_option_names": ["--help"]}
@@ -149,41 +120,7 @@ def run(ctx, detach, sig_proxy, detach_keys, **kw):
       minirun run -d --name web -p 8080:80 busybox httpd -f -p 80 -h /var/www
       minirun run -it busybox sh
     """
-    from minirun.frontend import client, lifecycle
-
-    if kw["tty"] and kw["interactive"] and not detach and not os.isatty(0):
-        raise MinirunError("the input device is not a TTY")
-    fe = frontend(ctx, kw["store_root"])
-    keys = client.parse_detach_keys(detach_keys)
-    rec = create_from(fe, kw)
-    cid = rec["Id"]
-    try:
-        if detach:
-            lifecycle.start(fe, cid)
-            click.echo(cid)
-            return
-        code = lifecycle.start(fe, cid, attach=True, interactive=kw["interactive"],
-                               sig_proxy=sig_proxy, detach_keys=keys)
-    except client.StartFailed:
-        _discard(fe, cid)
-        raise
-    except BaseException:
-        if detach:
-            _discard(fe, cid)
-        raise
-    sys.stdout.flush()
-    sys.exit(code)
-
-
-def _discard(fe, cid):
-    """A `run` that could not start leaves nothing behind."""
-    from minirun.errors import ContainerNotFound
-    from minirun.frontend import lifecycle
-
-    try:
-        lifecycle.remove(fe, cid, force=True, volumes=True)
-    except ContainerNotFound:
-        pass
+    dockercalls.run(frontend(ctx, kw["store_root"]), kw, detach, sig_proxy, detach_keys)
 
 
 @command("create", context_settings=_SETTINGS)

@@ -6,14 +6,13 @@ monitor also takes before it exits when idle, so a request never reaches a
 monitor that is going away (see monitor.py).
 """
 import fcntl
-import json
 import os
-import signal
 import socket
 import sys
 
+from minirun import jsonio  # json's text, without json's re/enum imports
 from minirun.errors import MinirunError
-from minirun.frontend import monitor as proto
+from minirun.frontend import monitor_proto as proto
 
 _BOOT = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
          "from minirun.frontend.monitor import main; main()")
@@ -28,9 +27,19 @@ def _paths(root):
     return d, os.path.join(d, proto.SOCKET), os.path.join(d, proto.LOCK)
 
 
+# A worker starts as the monitor does: without `site` (-S, -I) and with the
+# import path of the CLI that spawned the monitor, so it neither scans
+# site-packages nor runs .pth files (a third of the interpreter's start-up).
+_WORKER_BOOT = ("import sys; sys.path[:] = {paths!r}; "
+                "from minirun.frontend.worker import main; main(sys.argv[1:])")
+
+
 def worker_argv(root):
-    """How the monitor runs its workers (this interpreter, this package, no click)."""
-    return [sys.executable, "-m", "minirun.frontend.worker", root]
+    """How the monitor runs its workers (this interpreter, this package, no click):
+    argv + [op, id, ...] -> worker.main([root, op, id, ...])."""
+    pkg_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    paths = [pkg_root] + [p for p in sys.path[1:] if p and os.path.isabs(p) and p != pkg_root]
+    return [sys.executable, "-S", "-I", "-c", _WORKER_BOOT.format(paths=paths), root]
 
 
 def connect(root, spawn=True):
@@ -68,7 +77,7 @@ def _spawn(root):
     d, _, _ = _paths(root)
     pkg_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     argv = [sys.executable, "-S", "-I", "-c", _BOOT, pkg_root, root,
-            json.dumps(worker_argv(root))]
+            jsonio.dumps(worker_argv(root))]
     r, w = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -90,6 +99,8 @@ def _spawn(root):
             os.dup2(log, 2)
             os.set_inheritable(w, True)
             os.chdir("/")
+            import signal
+
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             os.execv(sys.executable, argv + [str(w)])
         finally:
@@ -105,7 +116,7 @@ def _spawn(root):
 
 
 def _send_line(sock, msg):
-    sock.sendall(json.dumps(msg).encode() + b"\n")
+    sock.sendall(jsonio.dumps(msg).encode() + b"\n")
 
 
 def _read_line(sock, timeout=None):
@@ -119,7 +130,7 @@ def _read_line(sock, timeout=None):
     sock.settimeout(None)
     if not buf:
         raise MonitorError("the monitor closed the connection")
-    return json.loads(buf)
+    return jsonio.loads(buf)
 
 
 def tracing():
@@ -236,6 +247,7 @@ class _DetachMatcher:
 
 def _session(root, request, tty, stdin, sig_proxy, detach_keys):
     import selectors
+    import signal
 
     sock = connect(root)
     if tty:
@@ -367,11 +379,11 @@ def _handle_frames(buf, state):
         elif kind == proto.STDERR:
             _write_all(2, payload)
         elif kind == proto.STARTED:
-            msg = json.loads(payload)
+            msg = jsonio.loads(payload)
             if "error" in msg:
                 state["error"] = (msg["error"], msg.get("code", 125))
         elif kind == proto.EXIT:
-            state["exit"] = json.loads(payload).get("exit_code")
+            state["exit"] = jsonio.loads(payload).get("exit_code")
             if state["exit"] is None:
                 state["exit"] = 255
 

@@ -4,12 +4,14 @@ and what state a container is in right now.
 start goes through the monitor (client.py), which runs worker.start_container
 in a child; stop/kill signal through the runtime and wait through the monitor.
 """
-import signal
 import socket
 import time
 
 from minirun.errors import ContainerNotFound, ContainerNotRunning, MinirunError
-from minirun.frontend import client, events, options, recordfile
+from minirun.linux import signals as signal  # the numbers, without signal's enums
+from minirun.frontend import client, events, recordfile
+# the state of a container now: its own module, `ps` needs only that
+from minirun.frontend.status import current_state, is_running, monitor_alive  # noqa: F401
 
 DEFAULT_STOP_TIMEOUT = 10
 
@@ -38,46 +40,10 @@ def start(fe, cid, attach=False, interactive=False, sig_proxy=True, detach_keys=
     return 0
 
 
-# --- state ----------------------------------------------------------------------------
-def monitor_alive(rec):
-    from minirun.linux import proc
-
-    m = rec.get("Monitor") or {}
-    return bool(m) and proc.is_running(m.get("pid"), m.get("start"))
-
-
-def current_state(fe, rec):
-    """State.Status as it is now: "paused" comes from the cgroup, and a
-    container whose monitor died (crash, reboot) shows as exited (255) unless
-    its process still runs."""
-    st = rec["State"]
-    status = st["Status"]
-    if status not in ("running", "restarting"):
-        return status
-    from minirun.runtime.state import PAUSED, RUNNING, Container
-
-    try:
-        with Container.load(fe.root, rec["Id"], lock=False) as c:
-            runtime_status = c.status()
-    except MinirunError:
-        runtime_status = None
-    if runtime_status == PAUSED:
-        return "paused"
-    if status == "restarting":
-        return status if monitor_alive(rec) else "exited"
-    if runtime_status == RUNNING:
-        return "running"
-    if not monitor_alive(rec):
-        return "exited"
-    return "running"  # exiting right now: the monitor will record it
-
-
-def is_running(fe, rec):
-    return current_state(fe, rec) in ("running", "paused", "restarting")
-
-
 # --- stop, kill, wait -----------------------------------------------------------------
 def stop_signal(rec):
+    from minirun.frontend import options
+
     name = rec["Config"].get("StopSignal")
     try:
         return options.parse_signal(name) if name else signal.SIGTERM

@@ -7,9 +7,10 @@ polls for new lines.  A single write(2) of one line with O_APPEND never
 interleaves with another writer's line.  The file is rotated to .1 at 1 MiB.
 Stdlib only: the monitor (health_status) writes events too.
 """
-import json
 import os
 import time
+
+from minirun import jsonio  # json's text without json's imports (workers emit events)
 
 MAX_BYTES = 1 << 20
 
@@ -30,7 +31,7 @@ def emit(fe, action, rec, **attributes):
     event = {"status": status, "id": rec["Id"], "from": attrs["image"], "Type": "container",
              "Action": action, "Actor": {"ID": rec["Id"], "Attributes": attrs},
              "scope": "local", "time": now // 10**9, "timeNano": now}
-    line = (json.dumps(event) + "\n").encode()
+    line = (jsonio.dumps(event) + "\n").encode()
     p = path(store)
     try:
         if os.path.getsize(p) > MAX_BYTES:
@@ -61,7 +62,7 @@ def _lines(p, offset):
     out = []
     for line in data[:end].splitlines():
         try:
-            out.append(json.loads(line))
+            out.append(jsonio.loads(line))
         except ValueError:
             continue
     return out, offset + end

@@ -5,10 +5,9 @@ ps:    id, name (regexp), status, label (KEY or KEY=VALUE), ancestor (image
 prune: until (timestamp or duration), label
 Filters of one key are ORed; different keys are ANDed (Docker's rule).
 """
-import re
-
 from minirun.errors import BadOption
-from minirun.frontend import control, recordfile, views
+from minirun.frontend import recordfile, views
+from minirun.frontend import status  # current_state only: not control (the monitor client)
 
 PS_KEYS = ("id", "name", "status", "label", "ancestor", "exited")
 PRUNE_KEYS = ("until", "label", "label!")
@@ -52,8 +51,11 @@ def _ancestor(rec, ref):
 
 def matches(rec, state, filters):
     for key, values in filters.items():
-        if key == "name" and not any(re.search(v, rec["Name"].lstrip("/")) for v in values):
-            return False
+        if key == "name":
+            import re  # only for a name filter (a regexp, as Docker's)
+
+            if not any(re.search(v, rec["Name"].lstrip("/")) for v in values):
+                return False
         if key == "id" and not any(rec["Id"].startswith(v) for v in values):
             return False
         if key == "status" and state not in values:
@@ -86,7 +88,7 @@ def ps_rows(fe, all_=False, filters=(), last=None, latest=False, trunc=True):
         all_ = True
     rows = []
     for rec in records:
-        state = control.current_state(fe, rec)
+        state = status.current_state(fe, rec)
         if not all_ and state not in ("running", "paused", "restarting"):
             continue
         if matches(rec, state, wanted):
@@ -99,7 +101,7 @@ def prunable(fe, filters=()):
     wanted = parse_filters(filters, PRUNE_KEYS)
     out = []
     for rec in fe.records():
-        state = control.current_state(fe, rec)
+        state = status.current_state(fe, rec)
         if state in ("exited", "created", "dead") and matches(rec, state, wanted):
             out.append(rec)
     return out
@@ -115,7 +117,7 @@ def published_ports(fe, ref=None, private_port=None):
     recs = [fe.find(ref)[1]] if ref else fe.records()
     out = []
     for rec in recs:
-        if control.current_state(fe, rec) not in ("running", "paused"):
+        if status.current_state(fe, rec) not in ("running", "paused"):
             continue
         ports = (rec.get("NetworkSettings") or {}).get("Ports") or {}
         for key, binds in sorted(ports.items()):

@@ -73,7 +73,7 @@ class Timer:
 class Monitor(Starting, Relay, HealthChecks):
     def __init__(self, root, argv):
         self.root = root
-        self.argv = argv           # [python, -m, minirun.frontend.worker, ROOT]
+        self.argv = argv           # client.worker_argv: [python, -S, -I, -c, BOOT, ROOT]
         self.dir = state_dir(root)
         self.sel = selectors.DefaultSelector()
         self.containers = {}

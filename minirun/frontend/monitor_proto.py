@@ -8,14 +8,18 @@ payload (STDIN, RESIZE, SIGNAL, CLOSE_STDIN from the client; STARTED,
 STDOUT, STDERR, EXIT from the monitor).
 """
 import fcntl
-import json
 import os
-import selectors
-import signal
 import struct
 import sys
 
+from _signal import SIGKILL
+
+from minirun import jsonio
 from minirun.frontend import recordfile
+
+# selectors.EVENT_READ/WRITE: the CLI imports this module for the frame format,
+# and does not need selectors (nor json, signal) for that
+_EVENT_READ, _EVENT_WRITE = 1, 2
 
 STDIN, STDOUT, STDERR, RESIZE, EXIT, CLOSE_STDIN, SIGNAL, STARTED = range(8)
 HEADER = struct.Struct(">BI")
@@ -51,7 +55,7 @@ def send_signal(pid, sig):
 
 
 def kill(pid):
-    send_signal(pid, signal.SIGKILL)
+    send_signal(pid, SIGKILL)
 
 
 class Client:
@@ -76,7 +80,7 @@ class ClientHandler:
         m, client = self.m, self.client
         if client.sock is None:
             return
-        if mask & selectors.EVENT_WRITE and client.outbuf:
+        if mask & _EVENT_WRITE and client.outbuf:
             try:
                 n = client.sock.send(client.outbuf)
                 del client.outbuf[:n]
@@ -89,7 +93,7 @@ class ClientHandler:
                 m.close_client(client)
                 return
             m.update_client(client)
-        if mask & selectors.EVENT_READ:
+        if mask & _EVENT_READ:
             try:
                 data = client.sock.recv(65536)
             except BlockingIOError:
@@ -109,7 +113,7 @@ class ClientHandler:
             if nl < 0:
                 return
             try:
-                client.request = json.loads(client.inbuf[:nl])
+                client.request = jsonio.loads(bytes(client.inbuf[:nl]))
             except ValueError:
                 m.reply(client, {"error": "bad request"})
                 return

@@ -16,16 +16,12 @@ Names are reserved with symlink(2), which fails if the name exists: two
 """
 import errno
 import os
-import re
-import secrets
-import shutil
-import signal
 
 from minirun.errors import ContainerNotFound, MinirunError
 from minirun.frontend import recordfile
-
-NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
-ID_RE = re.compile(r"^[0-9a-f]{64}$")
+# Names and ids are checked without `re` (ps, the workers and run -d import
+# this module; `re` and its `enum` cost more than their own work).
+from minirun.frontend.lookup import is_id, is_name
 
 
 class Conflict(MinirunError):
@@ -33,9 +29,10 @@ class Conflict(MinirunError):
 
 
 def default_store():
-    from minirun.image.store import default_root
+    """image/store.py's default_root(), without importing the store (hashlib, ...)."""
+    from minirun.frontend.lookup import STORE_DEFAULT, STORE_ENV
 
-    return default_root()
+    return os.environ.get(STORE_ENV) or STORE_DEFAULT
 
 
 class Frontend:
@@ -64,6 +61,8 @@ class Frontend:
         return os.path.join(self.containers_dir, cid)
 
     def new_id(self):
+        import secrets
+
         while True:
             cid = secrets.token_hex(32)
             # Docker avoids all-digit short ids (they look like numbers).
@@ -72,7 +71,7 @@ class Frontend:
 
     def reserve_name(self, name, cid):
         """Claim `name` for `cid`, or raise Conflict (exit 125 in `run`)."""
-        if not NAME_RE.match(name or ""):
+        if not is_name(name or ""):
             raise MinirunError(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] "
                                f"are allowed")
         self.ensure()
@@ -103,6 +102,8 @@ class Frontend:
 
     def generate_name(self, cid):
         """adjective_surname, as Docker does; retried until free."""
+        import secrets
+
         for attempt in range(100):
             name = f"{secrets.choice(_LEFT)}_{secrets.choice(_RIGHT)}"
             if attempt > 10:
@@ -117,7 +118,7 @@ class Frontend:
     # --- records ---------------------------------------------------------
     def ids(self):
         try:
-            return sorted(n for n in os.listdir(self.containers_dir) if ID_RE.match(n))
+            return sorted(n for n in os.listdir(self.containers_dir) if is_id(n))
         except FileNotFoundError:
             return []
 
@@ -142,12 +143,12 @@ class Frontend:
         ref = (ref or "").lstrip("/")
         if not ref:
             raise ContainerNotFound.docker(ref)
-        if ID_RE.match(ref) and os.path.isdir(self.record_dir(ref)):
+        if is_id(ref) and os.path.isdir(self.record_dir(ref)):
             return ref
-        owner = self.name_owner(ref) if NAME_RE.match(ref) else None
+        owner = self.name_owner(ref) if is_name(ref) else None
         if owner and os.path.isdir(self.record_dir(owner)):
             return owner
-        if re.match(r"^[0-9a-f]{1,63}$", ref):
+        if is_id(ref, range(1, 64)):
             hits = [cid for cid in self.ids() if cid.startswith(ref)]
             if len(hits) > 1:
                 raise MinirunError(f"multiple containers match the id prefix {ref}: "
@@ -170,6 +171,8 @@ class Frontend:
 
     def remove_record(self, cid, name=None):
         """Remove the record directory (under its lock) and free the name."""
+        import shutil
+
         d = self.record_dir(cid)
         try:
             with recordfile.locked(d):
@@ -188,6 +191,8 @@ def new_record(fe, cid, name, image, opts, *, spec, rootfs, bundle_dir, hostname
                network, ports, health):
     """A new container's record: Docker's inspect document plus minirun's own
     fields (Bundle, Rootfs, Healthcheck, ...).  `opts` is the RunOptions."""
+    import signal
+
     proc = spec["process"]
     cfg = image.config.get("config") or {}
     lim, sec = opts.limits, opts.security

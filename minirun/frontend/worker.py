@@ -11,12 +11,12 @@
 
 The store comes from $MINIRUN_STORE, which the monitor sets per container.
 """
-import json
 import os
 import socket
 import sys
 import time
 
+from minirun import jsonio  # json's text without its imports: a worker starts per container
 from minirun.errors import MinirunError, docker_exit_code
 from minirun.frontend import control, events, recordfile, records, restart
 
@@ -56,12 +56,12 @@ def start_worker(fe, cid, report_fd=3):
                     rec["State"]["FinishedAt"] = recordfile.timestamp()
         except OSError:
             pass
-        report.send(json.dumps({"error": msg, "code": code}).encode())
+        report.send(jsonio.dumps({"error": msg, "code": code}).encode())
         return 1
     events.emit(fe, "start", fe.load(cid))
     fds = ([master] if master is not None else []) + [s.fileno() for s in dns_sockets]
     msg = {"pid": pid, "pty": master is not None, "dns": len(dns_sockets)}
-    socket.send_fds(report, [json.dumps(msg).encode()], fds)
+    socket.send_fds(report, [jsonio.dumps(msg).encode()], fds)
     return 0
 
 
@@ -152,7 +152,7 @@ def _join_ipc_of(fe, rec):
 
     path = os.path.join(rec["Bundle"], "config.json")
     with open(path) as f:
-        spec = json.load(f)
+        spec = jsonio.load(f)
     other = (spec.get("annotations") or {}).get(IPC_ANNOTATION)
     if not other:
         return
@@ -168,7 +168,7 @@ def _join_ipc_of(fe, rec):
             ns["path"] = f"/proc/{pid}/ns/ipc"
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        json.dump(spec, f, indent=1)
+        f.write(jsonio.dumps(spec, indent=1))
     os.replace(tmp, path)
 
 
@@ -190,7 +190,7 @@ def _join_network_of(fe, rec, other):
     ep = net.endpoint(other, root=fe.root) or {}
     path = os.path.join(rec["Bundle"], "config.json")
     with open(path) as f:
-        spec = json.load(f)
+        spec = jsonio.load(f)
     for ns in spec["linux"]["namespaces"]:
         if ns["type"] == "network":
             ns["path"] = f"/proc/{pid}/ns/net"
@@ -201,7 +201,7 @@ def _join_network_of(fe, rec, other):
                                "options": ["rbind", "rprivate"]})
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        json.dump(spec, f, indent=1)
+        f.write(jsonio.dumps(spec, indent=1))
     os.replace(tmp, path)
 
 
@@ -284,7 +284,7 @@ def exit_worker(fe, cid, status):
         events.emit(fe, "die", rec, exitCode=code)
     if rec is not None and delay is None and rec["HostConfig"].get("AutoRemove"):
         control.remove_files(fe, cid, rec, volumes=True)
-    print(json.dumps({"exit_code": code, "restart_in": delay}))
+    print(jsonio.dumps({"exit_code": code, "restart_in": delay}))
     return 0
 
 
