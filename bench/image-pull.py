@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Image pull from a local registry, minirun side by side with skopeo.
 
-    sudo /opt/minirun/venv/bin/python bench/image-pull.py [-n 7]
+    sudo /opt/minirun/venv/bin/python bench/image-pull.py [-n 7] [NAME=MINIRUN_COMMAND ...]
 
 Starts a private `docker-registry` (Debian's distribution registry) on a free
 127.0.0.1 port with its storage in a temp dir, pushes two images into it with
@@ -14,9 +14,11 @@ time:
            (every blob's digest verified, layers kept in the store)
   skopeo   skopeo copy --src-tls-verify=false docker://... oci:DEST:TAG
 
-Medians and the median of per-round ratios.  The registry is stopped (by the
-pid we started) and everything is removed at the end.  Plain http, no traffic
-leaves the machine.
+Medians and the median of per-round ratios.  Extra columns NAME=COMMAND run
+COMMAND with minirun's arguments (e.g. another checkout's launcher, to
+compare before/after in one run).  The registry is stopped (by the pid we
+started) and everything is removed at the end.  Plain http, no traffic leaves
+the machine.
 """
 import argparse
 import os
@@ -66,7 +68,9 @@ http:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=7)
+    ap.add_argument("columns", nargs="*", metavar="NAME=COMMAND")
     a = ap.parse_args()
+    extra = [tuple(c.split("=", 1)) for c in a.columns]
     for tool in ("docker-registry", "skopeo"):
         if not shutil.which(tool):
             raise SystemExit(f"needs {tool} (Debian: docker-registry, skopeo)")
@@ -91,27 +95,32 @@ def main():
         dest = os.path.join(tmp, "dest")
         print(f"# {time.strftime('%Y-%m-%d %H:%M:%S')}  load "
               f"{' '.join(open('/proc/loadavg').read().split()[:3])}; median of {a.n} rounds")
-        print("| pull (ms) | minirun | skopeo | minirun/skopeo |")
-        print("|---|---|---|---|")
+        names = ["minirun", "skopeo"] + [name for name, _ in extra]
+        print("| pull (ms) | " + " | ".join(names) + " | " +
+              " | ".join(f"{n}/skopeo" for n in names if n != "skopeo") + " |")
+        print("|---" * (2 * len(names)) + "|")
         for name, (_, tag) in images.items():
             ref = f"{registry}/{name}:{tag}"
-            argvs = {"minirun": [minirun, "pull", "--insecure", "-q", "--store", dest, ref],
+            pull = ["pull", "--insecure", "-q", "--store", dest, ref]
+            argvs = {"minirun": [minirun, *pull],
                      "skopeo": ["skopeo", "copy", "-q", "--src-tls-verify=false",
                                 f"docker://{ref}", f"oci:{dest}:{tag}"]}
+            argvs.update((name, [*cmd.split(), *pull]) for name, cmd in extra)
             times = {k: [] for k in argvs}
             # bytecode may be cached, as in an installed minirun (the first round warms)
             env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
             for i in range(a.n + 1):  # the first round warms the registry's caches
-                order = list(argvs) if i % 2 == 0 else list(reversed(argvs))
+                order = list(argvs)[i % len(argvs):] + list(argvs)[:i % len(argvs)]
                 for tool in order:
                     shutil.rmtree(dest, ignore_errors=True)
                     t0 = time.perf_counter()
                     subprocess.run(argvs[tool], check=True, stdout=subprocess.DEVNULL, env=env)
                     if i:
                         times[tool].append(time.perf_counter() - t0)
-            ratio = statistics.median(m / s for m, s in zip(times["minirun"], times["skopeo"]))
-            print(f"| {name} | {statistics.median(times['minirun']) * 1000:.0f} | "
-                  f"{statistics.median(times['skopeo']) * 1000:.0f} | {ratio:.2f} |", flush=True)
+            meds = [f"{statistics.median(times[n]) * 1000:.0f}" for n in names]
+            ratios = [f"{statistics.median(m / s for m, s in zip(times[n], times['skopeo'])):.2f}"
+                      for n in names if n != "skopeo"]
+            print(f"| {name} | " + " | ".join(meds + ratios) + " |", flush=True)
     finally:
         if proc is not None:
             proc.terminate()
