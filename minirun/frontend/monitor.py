@@ -43,7 +43,7 @@ import socket
 import sys
 import time
 
-from minirun.frontend import recordfile
+from minirun.frontend import forkserver, recordfile
 from minirun.frontend.logwriter import LogWriter  # noqa: F401  (tests use it from here)
 from minirun.frontend.monitor_health import HealthChecks
 from minirun.frontend.monitor_proto import (  # noqa: F401  (client.py uses them from here)
@@ -84,6 +84,9 @@ class Monitor(Starting, Relay, HealthChecks):
         self.idle_since = time.monotonic()
         self.listener = None
         self.dns = None            # the embedded DNS resolver, once a container needs it
+        self.forkserver = None     # forkserver.Client once started; False: not again
+        self.forkserver_pids = set()
+        self.forked = 0            # workers the forkserver made (`status` shows it)
 
     # --- timers ----------------------------------------------------------------
     def call_later(self, delay, callback):
@@ -198,6 +201,12 @@ class Monitor(Starting, Relay, HealthChecks):
                 return
             if pid == 0:
                 return
+            if pid in self.forkserver_pids:
+                self.forkserver_pids.discard(pid)
+                if self.forkserver and self.forkserver.pid == pid:
+                    log(f"the forkserver exited (status {exit_code(status)})")
+                    self._drop_forkserver()
+                continue
             callback = self.children.pop(pid, None)
             if callback is not None:
                 self._safely(callback, status)
@@ -207,26 +216,76 @@ class Monitor(Starting, Relay, HealthChecks):
                     self.early.pop(next(iter(self.early)))
 
     def spawn(self, args, fds, store, on_exit, trace=False):
-        """posix_spawn a `minirun` worker with fds {child_fd: our_fd} (None: /dev/null).
+        """Start a `minirun` worker with fds {child_fd: our_fd} (None: /dev/null):
+        forked by the forkserver (its imports done), or posix_spawned.
         trace: the worker narrates its kernel steps on its stderr (the
         container's), for a CLI that ran `minirun --trace start/run`."""
         devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
-        actions = []
+        mapping = {}
         for target in (0, 1, 2, 3):
             if target in fds or target < 3:
                 src = fds.get(target)
-                actions.append((os.POSIX_SPAWN_DUP2, devnull if src is None else src, target))
-        env = dict(os.environ, MINIRUN_STORE=store)
-        env.pop("MINIRUN_TRACE", None)  # a monitor started by a traced CLI must not trace all
-        if trace:
-            env["MINIRUN_TRACE"] = "1"
+                mapping[target] = devnull if src is None else src
         try:
-            pid = os.posix_spawn(self.argv[0], self.argv + args, env, file_actions=actions,
-                                 setsid=True)
+            # tracing is decided at import: a traced worker starts fresh
+            pid = None if trace else self._forked(args, mapping, store)
+            if pid is None:
+                env = dict(os.environ, MINIRUN_STORE=store)
+                env.pop("MINIRUN_TRACE", None)  # a monitor started by a traced CLI: not all
+                if trace:
+                    env["MINIRUN_TRACE"] = "1"
+                actions = [(os.POSIX_SPAWN_DUP2, src, target) for target, src in mapping.items()]
+                pid = os.posix_spawn(self.argv[0], self.argv + args, env, file_actions=actions,
+                                     setsid=True)
         finally:
             os.close(devnull)
         self.children[pid] = on_exit
         return pid
+
+    # --- the forkserver (forkserver.py): workers without start-up and imports ------------
+    def _forked(self, args, fds, store):
+        """A worker's pid from the forkserver, or None (spawn it instead).  The
+        first call starts the forkserver; workers are spawned until it is ready."""
+        fs = self.forkserver
+        if fs is None:
+            env = dict(os.environ)
+            env.pop("MINIRUN_TRACE", None)
+            try:
+                fs = self.forkserver = forkserver.Client(self.argv, env)
+            except OSError as e:
+                log(f"starting the forkserver: {e}; workers are spawned")
+                self.forkserver = False
+                return None
+            self.forkserver_pids.add(fs.pid)
+            self.sel.register(fs.sock, selectors.EVENT_READ, self._forkserver_readable)
+            return None
+        if not fs or not fs.ready:
+            return None
+        pid = fs.fork(args, fds, store)
+        if pid is None:
+            log("the forkserver failed: workers are spawned from now on")
+            self._drop_forkserver()
+        else:
+            self.forked += 1
+        return pid
+
+    def _forkserver_readable(self, _mask):
+        fs = self.forkserver
+        alive = fs.on_readable()
+        if fs.ready or not alive:
+            self.sel.unregister(fs.sock)
+        if not alive:
+            log("the forkserver did not start: workers are spawned")
+            self._drop_forkserver()
+
+    def _drop_forkserver(self):
+        if self.forkserver:
+            try:
+                self.sel.unregister(self.forkserver.sock)
+            except (KeyError, ValueError):
+                pass
+            self.forkserver.close()  # it exits when it reads EOF
+        self.forkserver = False
 
     # --- clients -------------------------------------------------------------------
     def _accept(self, _mask):
@@ -307,8 +366,11 @@ class Monitor(Starting, Relay, HealthChecks):
         elif op == "attach":
             self.attach(client, req)
         elif op == "status":
+            fs = self.forkserver
             self.reply(client, {"pid": os.getpid(), "containers": {
-                cid: {"state": c.state, "pid": c.pid} for cid, c in self.containers.items()}})
+                cid: {"state": c.state, "pid": c.pid} for cid, c in self.containers.items()},
+                "forkserver": {"pid": fs.pid, "ready": fs.ready, "forked": self.forked}
+                if fs else None})
         else:
             self.reply(client, {"error": f"unknown request {op!r}"})
 

@@ -27,7 +27,6 @@ is given as a file (Docker does the same).
 """
 import json
 import os
-import platform
 
 from minirun.frontend.options import BadOption
 
@@ -190,7 +189,8 @@ def resolve(profile, bounding, machine=None, kernel=None):
     machine (platform.machine()) running kernel release `kernel` (os.uname())."""
     if not profile or (not profile.get("defaultAction") and not profile.get("syscalls")):
         return None  # nothing to enforce: Docker runs such a container unconfined
-    arch, native = _MACHINES.get(machine or platform.machine(), ("", ""))
+    arch, native = _MACHINES.get(machine or os.uname().machine, ("", ""))  # platform.machine()
+    # without importing platform (its regexps cost more than building the profile)
     kernel = _kernel_version(kernel or os.uname().release) or (0, 0)
     caps = set(bounding)
     out = {k: v for k, v in profile.items()

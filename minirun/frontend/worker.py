@@ -289,6 +289,11 @@ def exit_worker(fe, cid, status):
 
 
 def main(argv):
+    if argv[1:] == ["forkserver"]:  # the monitor's pre-imported worker (forkserver.py)
+        from minirun.frontend import forkserver
+
+        forkserver.serve(argv[0])
+        os._exit(0)
     root, op, cid, *rest = argv
     from minirun.frontend.records import Frontend
 

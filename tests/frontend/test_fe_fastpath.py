@@ -272,3 +272,47 @@ def test_ps_and_run_import_only_what_they_use(tmp_path, docker):
     assert loaded <= PS_MODULES, sorted(loaded - PS_MODULES)
     assert "sleep 60" in docker("ps").stdout
     docker("rm", "-f", *docker.ids())
+
+
+# --- the monitor's forkserver (frontend/forkserver.py) ------------------------------------
+def _monitor_status(docker):
+    from minirun.frontend import client
+
+    return client.request(docker.root, {"op": "status"}, spawn=False, timeout=10)
+
+
+def test_workers_forked_by_the_forkserver_behave_as_spawned_ones(docker):
+    """Once the forkserver has its imports, start and exit workers are forked from
+    it: re-parented to the monitor, exit codes, --rm cleanup and errors unchanged."""
+    from fe_helpers import wait_for
+
+    docker("run", "-d", "--network", "none", "--name", "holder", "busybox", "sleep", "60")
+    monitor = docker.monitor_pid()
+
+    def ready():
+        fs = (_monitor_status(docker) or {}).get("forkserver")
+        return fs is not None and fs["ready"]
+
+    wait_for(ready, 60, what="the forkserver to have its imports")
+    fs = _monitor_status(docker)["forkserver"]
+    with open(f"/proc/{fs['pid']}/stat") as f:
+        assert int(f.read().rsplit(")", 1)[1].split()[1]) == monitor  # the monitor's child
+    before = fs["forked"]
+    res = docker("run", "--rm", "--network", "none", "busybox", "sh", "-c", "echo out; exit 3",
+                 check=False)
+    assert (res.returncode, res.stdout) == (3, "out\n")
+    res = docker("run", "--rm", "--network", "none", "busybox", "nosuchcommand", check=False)
+    assert res.returncode == 127 and "nosuchcommand" in res.stderr
+    cid = docker("run", "-d", "--network", "none", "busybox", "sleep", "60").stdout.strip()
+    # the container's init is the monitor's child (the worker's runtime create
+    # re-parents it to the subreaper), as with a spawned worker
+    pid = int(docker.inspect(cid, "{{.State.Pid}}"))
+    with open(f"/proc/{pid}/stat") as f:
+        assert int(f.read().rsplit(")", 1)[1].split()[1]) == monitor
+    after = _monitor_status(docker)["forkserver"]
+    assert after["pid"] == fs["pid"]
+    assert after["forked"] >= before + 4  # start+exit, a failed start, a start of -d
+    docker("rm", "-f", cid, "holder")
+    assert set(docker.ids()) == set()
+    with open(os.path.join(docker.root, ".frontend", "monitor.log")) as f:
+        assert "forkserver" not in f.read()
