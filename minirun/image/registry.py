@@ -38,6 +38,7 @@ _RETRIES = 5
 _TIMEOUT = 60
 _PARALLEL = 4
 _BUF = 1 << 20
+_SMALL_BLOB = 1 << 20
 
 
 class RegistryError(MinirunError):
@@ -619,8 +620,13 @@ def pull(ref, store=None, insecure=False, platform=None, stream=sys.stderr, clie
                         raise
 
         if parallel:
+            # Small blobs share one thread; each big one may have its own.  On
+            # 2 CPUs with a local registry more threads were slower (the
+            # registry needs the CPU too): debian-like, 4 threads 72-93 ms,
+            # 2 threads 68-81 ms in three interleaved runs.
+            big = sum(d["size"] > _SMALL_BLOB for _, d in missing)
             _in_parallel(fetch, sorted(missing, key=lambda item: -item[1]["size"]),
-                         min(_PARALLEL, len(missing)), cancelled)
+                         max(2, min(_PARALLEL, big + 1)), cancelled)
         else:  # a single blob: over the connection the manifest came on
             for item in missing:
                 fetch(item)
