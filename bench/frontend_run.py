@@ -12,8 +12,9 @@ Rows (one interleaved loop per row: minirun and podman alternate, order rotated)
   run -d busybox sleep           until the command returns (the container runs on)
   ps with N running              the listing with --ps containers running (default 100)
   monitor / conmon memory        RSS and PSS of what holds detached containers: minirun's
-                                 one monitor per --root (all containers), podman's conmon
-                                 (one per container), for 1, 10, 50 `sleep` containers
+                                 one monitor per --root (all containers) and its forkserver
+                                 (the pre-imported worker it forks workers from), podman's
+                                 conmon (one per container), for 1, 10, 50 `sleep` containers
 
 Both tools run inside a private mount and network namespace (unshare) with tmpfs
 over /run and /var/lib, a private store, --root, containers.conf and
@@ -69,7 +70,18 @@ class Minirun:
 
     def holders(self):
         with open(os.path.join(self.root, ".frontend", "monitor.pid")) as f:
-            return [int(f.read().split()[0])]
+            monitor = int(f.read().split()[0])
+        with open(f"/proc/{monitor}/task/{monitor}/children") as f:
+            children = [int(p) for p in f.read().split()]
+        forkservers = []
+        for pid in children:
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if b"\0forkserver\0" in f.read():
+                        forkservers.append(pid)
+            except FileNotFoundError:
+                pass
+        return [monitor] + forkservers
 
     def cleanup(self):
         ids = sh(self.cmd("ps", "-aq", "--no-trunc"), self.env).stdout.split()
