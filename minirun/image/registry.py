@@ -547,12 +547,12 @@ def _in_parallel(work, items, workers, cancelled):
                 done.release()
 
     finished = []
-    for _ in range(workers - 1):
-        done = _thread.allocate_lock()
-        done.acquire()
-        _thread.start_new_thread(worker, (done,))
-        finished.append(done)
     try:
+        for _ in range(workers - 1):
+            done = _thread.allocate_lock()
+            done.acquire()
+            _thread.start_new_thread(worker, (done,))
+            finished.append(done)
         worker()
         while finished:
             finished[-1].acquire()  # the thread releases it on its way out

@@ -146,3 +146,24 @@ def test_unpack_fast_path_does_what_click_does(tmp_path):
         assert (f.returncode, f.stdout, f.stderr) == (s.returncode, s.stdout, s.stderr)
         assert f.returncode == 1 and "Traceback" not in f.stderr
     assert not (tmp_path / "missing-image").exists()
+
+
+@pytest.mark.unprivileged
+def test_in_parallel_runs_everything_and_reports_the_first_real_error():
+    from minirun.image import registry
+
+    done = []
+    registry._in_parallel(done.append, list(range(10)), 3, registry._Cancelled())
+    assert sorted(done) == list(range(10))
+
+    cancelled = registry._Cancelled()
+
+    def work(item):
+        if item == "bad":
+            cancelled.set()
+            raise registry.RegistryError("blob bad: digest mismatch")
+        if cancelled.is_set():
+            raise registry.RegistryError("cancelled")
+
+    with pytest.raises(registry.RegistryError, match="digest mismatch"):
+        registry._in_parallel(work, ["bad", "a", "b", "c"], 2, cancelled)
