@@ -183,8 +183,16 @@ def try_run(args):
         status = e.code
     # Everything is on disk and printed: skip the interpreter's teardown of
     # modules and of the download threads' connections (~10 ms after a
-    # multi-layer pull, a sixth of it).  (No thread is left running: pull
-    # and unpack join theirs before they return, even on errors.)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status if isinstance(status, int) else 1)
+    # multi-layer pull, a sixth of it), unless something registered an
+    # atexit handler.  (No thread is left running: pull and unpack join
+    # theirs before they return, even on errors.)
+    import atexit
+
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:
+        sys.exit(status)
+    if isinstance(status, int) and atexit._ncallbacks() == 0:
+        os._exit(status)
+    sys.exit(status)
