@@ -46,24 +46,54 @@ def create_from(fe, kw):
     return rec
 
 
-def run(fe, kw, detach=False, sig_proxy=True, detach_keys=None):
-    """`run`: create, then start detached (print the id once it runs) or attached
-    (exit with the container's status).  Exits the process."""
-    from minirun.frontend import client, lifecycle
+class Relayed(MinirunError):
+    """An error of the create worker, printed as the CLI's own (same exit code)."""
+
+    def __init__(self, message, code):
+        super().__init__(message)
+        self.exit_code = code
+
+
+def create_in_monitor(fe, kw):
+    """create_from, run by a worker the monitor forks from its forkserver, which
+    has the front end imported already (frontend/createworker.py); here, when
+    the monitor says so (forkserver not ready, image to pull) or is older.
+    Returns the new container's id."""
+    from minirun.frontend import client
+
+    try:
+        cwd = os.getcwd()
+    except FileNotFoundError:
+        return create_from(fe, kw)["Id"]
+    umask = os.umask(0o022)
+    os.umask(umask)
+    reply = client.request(fe.root, {"op": "create", "kw": kw, "store": fe.store_root,
+                                     "cwd": cwd, "env": dict(os.environ), "umask": umask})
+    if not reply.get("create") or reply.get("fallback"):
+        return create_from(fe, kw)["Id"]
+    if "error" in reply:
+        raise Relayed(reply["error"], reply.get("code", 125))
+    return reply["id"]
+
+
+def run(fe, kw, detach=False, sig_proxy=True, detach_keys=None, create=None):
+    """`run`: create (create_from, or `create` given the same arguments, which
+    returns the id), then start detached (print the id once it runs) or
+    attached (exit with the container's status).  Exits the process."""
+    from minirun.frontend import client, control
 
     if kw["tty"] and kw["interactive"] and not detach and not os.isatty(0):
         raise MinirunError("the input device is not a TTY")
     keys = client.parse_detach_keys(detach_keys)
-    rec = create_from(fe, kw)
-    cid = rec["Id"]
+    cid = create(fe, kw) if create else create_from(fe, kw)["Id"]
     try:
         if detach:
-            lifecycle.start(fe, cid)
+            control.start(fe, cid)
             sys.stdout.write(cid + "\n")
             sys.stdout.flush()
             return
-        code = lifecycle.start(fe, cid, attach=True, interactive=kw["interactive"],
-                               sig_proxy=sig_proxy, detach_keys=keys)
+        code = control.start(fe, cid, attach=True, interactive=kw["interactive"],
+                             sig_proxy=sig_proxy, detach_keys=keys)
     except client.StartFailed:
         discard(fe, cid)
         raise

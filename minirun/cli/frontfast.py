@@ -211,5 +211,7 @@ def _call(verb, root, kw):
     detach = kw.pop("detach")
     sig_proxy = kw.pop("sig_proxy")
     detach_keys = kw.pop("detach_keys")
-    dockercalls.run(fe, kw, detach, sig_proxy, detach_keys)
+    # the container is created by a worker the monitor forks (imports done),
+    # or here when the monitor cannot (dockercalls.create_in_monitor)
+    dockercalls.run(fe, kw, detach, sig_proxy, detach_keys, dockercalls.create_in_monitor)
     return 0

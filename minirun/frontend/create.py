@@ -22,17 +22,24 @@ class RunError(MinirunError):
     exit_code = 125
 
 
-def resolve_image(fe, ref, stream=None):
-    """An image from the store, trying localhost/NAME for short names (what
-    `minirun load` of a layout is called), pulling it when it is missing."""
-    from minirun.image import reference
-
+def local_image(fe, ref):
+    """The image `ref` names in the store, trying localhost/NAME for short names
+    (what `minirun load` of a layout is called); None if it is not there."""
     store = fe.image_store()
     image = store.lookup(ref)
     if image is None and "/" not in ref.split(":")[0].split("@")[0]:
         image = store.lookup("localhost/" + ref)
+    return image
+
+
+def resolve_image(fe, ref, stream=None):
+    """An image from the store (local_image), pulled when it is missing."""
+    from minirun.image import reference
+
+    image = local_image(fe, ref)
     if image is not None:
         return image
+    store = fe.image_store()
     try:
         reference.parse(ref)
     except reference.InvalidReference as e:

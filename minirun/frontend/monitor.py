@@ -243,6 +243,12 @@ class Monitor(Starting, Relay, HealthChecks):
         return pid
 
     # --- the forkserver (forkserver.py): workers without start-up and imports ------------
+    def forkserver_ready(self):
+        """True once the forkserver has its imports (it is started if it is not)."""
+        if self.forkserver is None:
+            self._forked(None, None, None)
+        return bool(self.forkserver) and self.forkserver.ready
+
     def _forked(self, args, fds, store):
         """A worker's pid from the forkserver, or None (spawn it instead).  The
         first call starts the forkserver; workers are spawned until it is ready."""
@@ -349,6 +355,8 @@ class Monitor(Starting, Relay, HealthChecks):
         op = req.get("op")
         if op == "start":
             self.start(client, req)
+        elif op == "create":
+            self.create(client, req)
         elif op == "wait":
             c = self.containers.get(req.get("id"))
             if c is None:

@@ -71,6 +71,52 @@ class Starting:
             self._apply_size(c)
         self.send(client, frame(STARTED, json.dumps({"pid": c.pid})))
 
+    def create(self, client, req):
+        """`run`'s create in a worker from the forkserver (createworker.py), so
+        the CLI need not import the front end; {"fallback": true} (the CLI
+        creates itself) while the forkserver is not ready."""
+        if not self.forkserver_ready():
+            self.reply(client, {"create": True, "fallback": True})
+            return
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        done = []
+
+        def finish(msg):
+            if done:
+                return
+            done.append(True)
+            try:
+                self.sel.unregister(mine)
+            except (KeyError, ValueError):
+                pass
+            mine.close()
+            self.reply(client, msg)
+
+        def readable(_mask=None):
+            try:
+                data = mine.recv(65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            finish(json.loads(data) if data else
+                   {"create": True, "error": "the create worker failed", "code": 125})
+
+        try:
+            mine.send(json.dumps({k: req.get(k) for k in ("kw", "store", "cwd", "env", "umask")})
+                      .encode())
+            self.spawn(["create"], {2: 2, 3: theirs.fileno()}, req.get("store") or "",
+                       lambda _status: readable())
+        except OSError as e:
+            log(f"the create worker: {e}")
+            theirs.close()
+            mine.close()
+            self.reply(client, {"create": True, "fallback": True})
+            return
+        theirs.close()
+        mine.setblocking(False)
+        self.sel.register(mine, selectors.EVENT_READ, readable)
+
     def start(self, client, req):
         cid, directory = req["id"], req["dir"]
         c = self.containers.get(cid)

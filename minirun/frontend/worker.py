@@ -294,6 +294,13 @@ def main(argv):
 
         forkserver.serve(argv[0])
         os._exit(0)
+    if argv[1:] == ["create"]:  # `run`'s create, for the CLI (createworker.py)
+        from minirun.frontend import createworker
+
+        code = createworker.serve(argv[0])
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     root, op, cid, *rest = argv
     from minirun.frontend.records import Frontend
 

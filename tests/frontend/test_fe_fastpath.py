@@ -239,6 +239,21 @@ RUN_EXPENSIVE = {"click", "pyroute2", "yaml", "http", "http.client", "ssl", "url
                  "minirun.network.veth", "minirun.network.nat", "subprocess"}
 
 
+# What the CLI does not import when the monitor's forkserver creates the container.
+RUN_CREATE = {"minirun.frontend.create", "minirun.frontend.runopts", "minirun.frontend.options",
+              "minirun.frontend.bundle", "minirun.image", "minirun.network", "dataclasses", "re"}
+
+
+def _wait_for_forkserver(docker):
+    from fe_helpers import wait_for
+
+    def ready():
+        fs = (_monitor_status(docker) or {}).get("forkserver")
+        return fs is not None and fs["ready"]
+
+    wait_for(ready, 60, what="the forkserver to have its imports")
+
+
 def _modules(tmp_path, env, *argv):
     out = tmp_path / "modules.txt"
     body = "from minirun.cli import main\nmain(sys.argv[1:])"
@@ -262,15 +277,23 @@ def test_ps_and_run_import_only_what_they_use(tmp_path, docker):
     loaded = _modules(tmp_path, env, "--root", docker.root, "ps") - baseline
     assert not loaded & PS_EXPENSIVE, sorted(loaded & PS_EXPENSIVE)
     assert loaded <= PS_MODULES, sorted(loaded - PS_MODULES)
+    # the monitor starts with this run; its forkserver is not ready: created here
     loaded = _modules(tmp_path, env, "--root", docker.root, "run", "-d", "--network", "none",
                       "busybox", "sleep", "60") - baseline
     assert "minirun.cli.frontfast" in loaded and "minirun.frontend.create" in loaded
     assert not loaded & RUN_EXPENSIVE, sorted(loaded & RUN_EXPENSIVE)
+    # once it is, a worker forked from it creates the container: the CLI imports
+    # neither the run options nor the create code
+    _wait_for_forkserver(docker)
+    loaded = _modules(tmp_path, env, "--root", docker.root, "run", "-d", "--network", "none",
+                      "busybox", "sleep", "60") - baseline
+    assert "minirun.cli.frontfast" in loaded, sorted(loaded)
+    assert not loaded & (RUN_EXPENSIVE | RUN_CREATE), sorted(loaded & (RUN_EXPENSIVE | RUN_CREATE))
     # with one container running, `ps` reads its runtime state, still nothing more
     loaded = _modules(tmp_path, env, "--root", docker.root, "ps", "-a") - baseline
     assert not loaded & PS_EXPENSIVE, sorted(loaded & PS_EXPENSIVE)
     assert loaded <= PS_MODULES, sorted(loaded - PS_MODULES)
-    assert "sleep 60" in docker("ps").stdout
+    assert docker("ps").stdout.count("sleep 60") == 2
     docker("rm", "-f", *docker.ids())
 
 
@@ -281,19 +304,12 @@ def _monitor_status(docker):
     return client.request(docker.root, {"op": "status"}, spawn=False, timeout=10)
 
 
-def test_workers_forked_by_the_forkserver_behave_as_spawned_ones(docker):
+def test_workers_forked_by_the_forkserver_behave_as_spawned_ones(docker, tmp_path):
     """Once the forkserver has its imports, start and exit workers are forked from
     it: re-parented to the monitor, exit codes, --rm cleanup and errors unchanged."""
-    from fe_helpers import wait_for
-
     docker("run", "-d", "--network", "none", "--name", "holder", "busybox", "sleep", "60")
     monitor = docker.monitor_pid()
-
-    def ready():
-        fs = (_monitor_status(docker) or {}).get("forkserver")
-        return fs is not None and fs["ready"]
-
-    wait_for(ready, 60, what="the forkserver to have its imports")
+    _wait_for_forkserver(docker)
     fs = _monitor_status(docker)["forkserver"]
     with open(f"/proc/{fs['pid']}/stat") as f:
         assert int(f.read().rsplit(")", 1)[1].split()[1]) == monitor  # the monitor's child
@@ -309,9 +325,19 @@ def test_workers_forked_by_the_forkserver_behave_as_spawned_ones(docker):
     pid = int(docker.inspect(cid, "{{.State.Pid}}"))
     with open(f"/proc/{pid}/stat") as f:
         assert int(f.read().rsplit(")", 1)[1].split()[1]) == monitor
+    # the create worker works in the CLI's directory with the CLI's environment
+    (tmp_path / "vars").write_text("FROM_FILE=yes\n")
+    res = subprocess.run(docker.cmd("run", "--rm", "--network", "none", "-e", "FOO",
+                                    "--env-file", "vars", "busybox", "sh", "-c",
+                                    "echo $FOO $FROM_FILE"), cwd=tmp_path,
+                         env=dict(docker.env, FOO="bar"), capture_output=True, text=True)
+    assert (res.returncode, res.stdout) == (0, "bar yes\n"), res.stderr
+    res = docker("run", "-d", "--network", "none", "--memory", "1k", "busybox", check=False)
+    assert (res.returncode, res.stderr) == (125, "minirun: Minimum memory limit allowed is 6MB\n")
     after = _monitor_status(docker)["forkserver"]
     assert after["pid"] == fs["pid"]
-    assert after["forked"] >= before + 4  # start+exit, a failed start, a start of -d
+    # each run's create (4), start+exit (2), a failed start, a start of -d
+    assert after["forked"] >= before + 8
     docker("rm", "-f", cid, "holder")
     assert set(docker.ids()) == set()
     with open(os.path.join(docker.root, ".frontend", "monitor.log")) as f:
