@@ -22,10 +22,12 @@ when a worker must trace (`--trace` is read at import), or if it is gone.
 It exits when the monitor closes the socket (the monitor exits when idle).
 """
 import os
+import selectors
 import socket
 import sys
 
 from minirun import jsonio
+from minirun.frontend.monitor_proto import log
 
 # What start, exit and health workers import, so that none of them has to.
 PRELOAD = ("minirun.frontend.worker", "minirun.frontend.bundle", "minirun.frontend.volumes",
@@ -164,3 +166,87 @@ class Client:
 
     def close(self):
         self.sock.close()
+
+
+class Spawning:
+    """The monitor's worker spawning (a mixin of monitor.Monitor): through the
+    forkserver when it is ready, posix_spawn otherwise.  Uses the monitor's
+    argv, sel, children, forkserver, forkserver_pids and forked."""
+
+    def spawn(self, args, fds, store, on_exit, trace=False):
+        """Start a `minirun` worker with fds {child_fd: our_fd} (None: /dev/null):
+        forked by the forkserver (its imports done), or posix_spawned.
+        trace: the worker narrates its kernel steps on its stderr (the
+        container's), for a CLI that ran `minirun --trace start/run`."""
+        devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        mapping = {}
+        for target in (0, 1, 2, 3):
+            if target in fds or target < 3:
+                src = fds.get(target)
+                mapping[target] = devnull if src is None else src
+        try:
+            # tracing is decided at import: a traced worker starts fresh
+            pid = None if trace else self._forked(args, mapping, store)
+            if pid is None:
+                env = dict(os.environ, MINIRUN_STORE=store)
+                env.pop("MINIRUN_TRACE", None)  # a monitor started by a traced CLI: not all
+                if trace:
+                    env["MINIRUN_TRACE"] = "1"
+                actions = [(os.POSIX_SPAWN_DUP2, src, target) for target, src in mapping.items()]
+                pid = os.posix_spawn(self.argv[0], self.argv + args, env, file_actions=actions,
+                                     setsid=True)
+        finally:
+            os.close(devnull)
+        self.children[pid] = on_exit
+        return pid
+
+    # --- the forkserver (forkserver.py): workers without start-up and imports ------------
+    def forkserver_ready(self):
+        """True once the forkserver has its imports (it is started if it is not)."""
+        if self.forkserver is None:
+            self._forked(None, None, None)
+        return bool(self.forkserver) and self.forkserver.ready
+
+    def _forked(self, args, fds, store):
+        """A worker's pid from the forkserver, or None (spawn it instead).  The
+        first call starts the forkserver; workers are spawned until it is ready."""
+        fs = self.forkserver
+        if fs is None:
+            env = dict(os.environ)
+            env.pop("MINIRUN_TRACE", None)
+            try:
+                fs = self.forkserver = Client(self.argv, env)
+            except OSError as e:
+                log(f"starting the forkserver: {e}; workers are spawned")
+                self.forkserver = False
+                return None
+            self.forkserver_pids.add(fs.pid)
+            self.sel.register(fs.sock, selectors.EVENT_READ, self._forkserver_readable)
+            return None
+        if not fs or not fs.ready:
+            return None
+        pid = fs.fork(args, fds, store)
+        if pid is None:
+            log("the forkserver failed: workers are spawned from now on")
+            self._drop_forkserver()
+        else:
+            self.forked += 1
+        return pid
+
+    def _forkserver_readable(self, _mask):
+        fs = self.forkserver
+        alive = fs.on_readable()
+        if fs.ready or not alive:
+            self.sel.unregister(fs.sock)
+        if not alive:
+            log("the forkserver did not start: workers are spawned")
+            self._drop_forkserver()
+
+    def _drop_forkserver(self):
+        if self.forkserver:
+            try:
+                self.sel.unregister(self.forkserver.sock)
+            except (KeyError, ValueError):
+                pass
+            self.forkserver.close()  # it exits when it reads EOF
+        self.forkserver = False

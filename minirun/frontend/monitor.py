@@ -27,7 +27,9 @@ the same lock the CLI takes to find or spawn it, so a CLI never talks to a
 monitor that is going away.
 
 By job: this file is the loop (timers, children, clients, start, exit);
-monitor_start.py starting (requests, the start worker, its report);
+monitor_start.py starting (requests, the start worker, its report, `run`'s
+create); forkserver.py spawning workers (forked from a process that has
+imported their code, or posix_spawned);
 monitor_proto.py the protocol (attach frames, request lines); logwriter.py
 the json-file log; monitor_relay.py the I/O relay; monitor_health.py the
 health checks.
@@ -70,7 +72,7 @@ class Timer:
         self.cancelled = True
 
 
-class Monitor(Starting, Relay, HealthChecks):
+class Monitor(Starting, Relay, HealthChecks, forkserver.Spawning):
     def __init__(self, root, argv):
         self.root = root
         self.argv = argv           # client.worker_argv: [python, -S, -I, -c, BOOT, ROOT]
@@ -214,84 +216,6 @@ class Monitor(Starting, Relay, HealthChecks):
                 self.early[pid] = status  # a container init whose worker has not reported
                 if len(self.early) > 1024:
                     self.early.pop(next(iter(self.early)))
-
-    def spawn(self, args, fds, store, on_exit, trace=False):
-        """Start a `minirun` worker with fds {child_fd: our_fd} (None: /dev/null):
-        forked by the forkserver (its imports done), or posix_spawned.
-        trace: the worker narrates its kernel steps on its stderr (the
-        container's), for a CLI that ran `minirun --trace start/run`."""
-        devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
-        mapping = {}
-        for target in (0, 1, 2, 3):
-            if target in fds or target < 3:
-                src = fds.get(target)
-                mapping[target] = devnull if src is None else src
-        try:
-            # tracing is decided at import: a traced worker starts fresh
-            pid = None if trace else self._forked(args, mapping, store)
-            if pid is None:
-                env = dict(os.environ, MINIRUN_STORE=store)
-                env.pop("MINIRUN_TRACE", None)  # a monitor started by a traced CLI: not all
-                if trace:
-                    env["MINIRUN_TRACE"] = "1"
-                actions = [(os.POSIX_SPAWN_DUP2, src, target) for target, src in mapping.items()]
-                pid = os.posix_spawn(self.argv[0], self.argv + args, env, file_actions=actions,
-                                     setsid=True)
-        finally:
-            os.close(devnull)
-        self.children[pid] = on_exit
-        return pid
-
-    # --- the forkserver (forkserver.py): workers without start-up and imports ------------
-    def forkserver_ready(self):
-        """True once the forkserver has its imports (it is started if it is not)."""
-        if self.forkserver is None:
-            self._forked(None, None, None)
-        return bool(self.forkserver) and self.forkserver.ready
-
-    def _forked(self, args, fds, store):
-        """A worker's pid from the forkserver, or None (spawn it instead).  The
-        first call starts the forkserver; workers are spawned until it is ready."""
-        fs = self.forkserver
-        if fs is None:
-            env = dict(os.environ)
-            env.pop("MINIRUN_TRACE", None)
-            try:
-                fs = self.forkserver = forkserver.Client(self.argv, env)
-            except OSError as e:
-                log(f"starting the forkserver: {e}; workers are spawned")
-                self.forkserver = False
-                return None
-            self.forkserver_pids.add(fs.pid)
-            self.sel.register(fs.sock, selectors.EVENT_READ, self._forkserver_readable)
-            return None
-        if not fs or not fs.ready:
-            return None
-        pid = fs.fork(args, fds, store)
-        if pid is None:
-            log("the forkserver failed: workers are spawned from now on")
-            self._drop_forkserver()
-        else:
-            self.forked += 1
-        return pid
-
-    def _forkserver_readable(self, _mask):
-        fs = self.forkserver
-        alive = fs.on_readable()
-        if fs.ready or not alive:
-            self.sel.unregister(fs.sock)
-        if not alive:
-            log("the forkserver did not start: workers are spawned")
-            self._drop_forkserver()
-
-    def _drop_forkserver(self):
-        if self.forkserver:
-            try:
-                self.sel.unregister(self.forkserver.sock)
-            except (KeyError, ValueError):
-                pass
-            self.forkserver.close()  # it exits when it reads EOF
-        self.forkserver = False
 
     # --- clients -------------------------------------------------------------------
     def _accept(self, _mask):
