@@ -6,7 +6,7 @@ named there handles its field):
 
   root, mounts, linux.devices, linux.maskedPaths,
   linux.readonlyPaths, linux.rootfsPropagation        -> init/rootfs.py (devices: init/devices.py)
-  hostname, domainname, linux.sysctl                  -> init/__init__.py (in the new UTS/net ns)
+  hostname, domainname, linux.sysctl                  -> init/stage2.py (in the new UTS/net ns)
   process.user, capabilities, rlimits, env, cwd, args,
   process.noNewPrivileges                             -> init/process.py
   process.terminal, process.consoleSize               -> init/console.py
@@ -33,8 +33,8 @@ FIELD_MAP = {
     "linux.devices": ("init/rootfs.py", "init/devices.py"),
     "linux.maskedPaths": ("init/rootfs.py",), "linux.readonlyPaths": ("init/rootfs.py",),
     "linux.rootfsPropagation": ("init/rootfs.py",),
-    "hostname": ("init/__init__.py",), "domainname": ("init/__init__.py",),
-    "linux.sysctl": ("init/__init__.py",),
+    "hostname": ("init/stage2.py",), "domainname": ("init/stage2.py",),
+    "linux.sysctl": ("init/stage2.py",),
     "process.user": ("init/process.py",), "process.capabilities": ("init/process.py",),
     "process.rlimits": ("init/process.py",), "process.env": ("init/process.py",),
     "process.cwd": ("init/process.py",), "process.args": ("init/process.py",),
@@ -152,7 +152,7 @@ RLIMIT_NAMES = (
 
 
 def validate_process(process):
-    from minirun.linux import caps
+    from minirun.linux import capnames as caps
 
     if not isinstance(process, dict):
         raise ConfigError("process must be an object")

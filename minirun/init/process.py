@@ -6,7 +6,6 @@ process.args; then hands over to the sealed exec helper (see
 c_ext/exec_helper.c for why the last execve is not done by Python).
 """
 import errno
-import fcntl
 import os
 import resource
 import stat
@@ -15,24 +14,7 @@ from minirun.errors import CommandNotFound, CommandNotInvokable, ConfigError, Ex
 from minirun.linux import caps, syscalls
 from minirun.linux.trace import step
 
-HELPER = os.path.join(os.path.dirname(os.path.dirname(__file__)), "libexec", "minirun-exec")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE = 1, 2, 4, 8
-
-
-def sealed_helper_fd():
-    """A copy of the exec helper in a sealed memfd (read-only forever)."""
-    step("memfd_create", "minirun-exec + F_SEAL_WRITE|SHRINK|GROW|SEAL",
-         "the process inside the container will run from an unwritable in-memory copy "
-         "(CVE-2019-5736)", "memfd_create(2)")
-    fd = os.memfd_create("minirun-exec", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
-    with open(HELPER, "rb") as src:
-        size = os.fstat(src.fileno()).st_size
-        offset = 0
-        while offset < size:
-            offset += os.sendfile(fd, src.fileno(), offset, size - offset)
-    fcntl.fcntl(fd, fcntl.F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
-    return fd
 
 
 def env_path(env):

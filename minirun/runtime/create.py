@@ -9,8 +9,7 @@ import os
 from minirun import errors, spec
 from minirun.errors import ConfigError, MinirunError
 from minirun.init import InitArgs
-from minirun.init import run as init_run
-from minirun.init.process import sealed_helper_fd
+from minirun.init.helper import sealed_helper_fd
 from minirun.linux import proc
 from minirun import hooks
 from minirun.runtime.delete import mounts_at, release_host_mounts
@@ -112,7 +111,7 @@ def create(root, container_id, bundle=".", pid_file=None, console_socket=None, n
             gid_mappings=linux.get("gidMappings") or [],
             cgroup=cgroup,
             oom_score_adj=process.get("oomScoreAdj"),
-            stage2=lambda channel: init_run(init_args, channel),
+            stage2=init_args,
             subreaper=subreaper,
             close_in_child=[container.lock_fd],
         )

@@ -13,8 +13,7 @@ import socket
 from minirun import errors, spec
 from minirun.errors import ConfigError, InvalidState, MinirunError
 from minirun.init import InitArgs
-from minirun.init import run as init_run
-from minirun.init.process import sealed_helper_fd
+from minirun.init.helper import sealed_helper_fd
 from minirun.linux.syscalls import PROC_NS_NAMES
 from minirun.runtime.create import connect_console, write_pid_file
 from minirun.runtime.spawn import SpawnPlan, spawn
@@ -120,7 +119,7 @@ def execute(root, container_id, process, *, detach=False, pid_file=None, console
                          preserve_fds=preserve_fds, console_sock_fd=console_fd,
                          container_id=container_id, seccomp=seccomp, process=process,
                          exec_mode=True)
-    plan = SpawnPlan(join_ns=join, cgroup=cgroup, stage2=lambda ch: init_run(init_args, ch),
+    plan = SpawnPlan(join_ns=join, cgroup=cgroup, stage2=init_args,
                      subreaper=not detach, oom_score_adj=process.get("oomScoreAdj"))
     try:
         spawned = spawn(plan)

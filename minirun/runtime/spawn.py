@@ -2,10 +2,11 @@
 
     minirun (P)                 stage 1 (C1)                    stage 2 (C2)
     -----------                 ------------                    ------------
-    fork ---------------------> join/unshare the user ns
+    fork ---------------------> import stage 2's code
+    put C1 in the cgroup        join/unshare the user ns
                                 "userns" -------->
     write uid_map/gid_map,
-    oom_score_adj, join cgroup
+    oom_score_adj
     "go" -------------------->  setns() into ns given by path
                                 unshare(the other CLONE_NEW*)
                                 fork --------------------------> (pid 1 in a new pid ns)
@@ -17,6 +18,12 @@
     EOF (channel closed on exec) <------------------------------
                                                                  helper blocks on exec.fifo
                                                                  until `minirun start`
+
+Stage 1 imports the code stage 2 runs (init/stage2.py; after pivot_root
+there is no Python library to import from) while the runtime puts it in its
+cgroup: the first move of a process into a cgroup after a quiet spell waits
+for an RCU grace period in the kernel (cgroup_threadgroup_rwsem switching to
+its slow mode), 5-30 ms here, and the two waits overlap instead of adding up.
 
 Why two forks: a new PID namespace only applies to children of the process
 that unshares it, and the user namespace must be unshared (and mapped by the
@@ -41,7 +48,7 @@ JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
 
 
 class SpawnPlan:
-    """What to create: namespaces, id maps, cgroup, and the stage-2 function."""
+    """What to create: namespaces, id maps, cgroup, and stage 2's arguments."""
 
     def __init__(self, *, new_ns=(), join_ns=None, uid_mappings=(), gid_mappings=(),
                  cgroup=None, oom_score_adj=None, stage2=None, subreaper=False,
@@ -52,7 +59,7 @@ class SpawnPlan:
         self.gid_mappings = list(gid_mappings)
         self.cgroup = cgroup                        # minirun.cgroups object or None
         self.oom_score_adj = oom_score_adj
-        self.stage2 = stage2                        # callable(channel) run in C2, must exec or raise
+        self.stage2 = stage2                        # minirun.init.InitArgs for init/stage2.py
         self.subreaper = subreaper
         # fds of ours the children must not keep (the state lock above all:
         # a child holding it would block every later call on the container).
@@ -116,6 +123,8 @@ def spawn(plan):
         os.close(fd)
     c2 = None
     try:
+        if plan.cgroup is not None:
+            plan.cgroup.add_process(c1)  # while C1 imports (see the top)
         msg = parent_end.recv()
         _raise_if_error(msg, "namespace setup")
         if msg.get("new_userns"):
@@ -128,8 +137,6 @@ def spawn(plan):
                  "how eagerly the OOM killer picks this process", "proc(5)")
             with open(f"/proc/{c1}/oom_score_adj", "w") as f:
                 f.write(str(plan.oom_score_adj))
-        if plan.cgroup is not None:
-            plan.cgroup.add_process(c1)
         parent_end.send(go=True)
         c2 = recv_stage2_pid(parent_end)
         _, status = os.waitpid(c1, 0)
@@ -209,6 +216,8 @@ def _stage1(plan, ns_fds, channel):
     code = 1
     try:
         set_handler(SIGINT, SIG_DFL)
+        from minirun.init import stage2  # noqa: F401  (for C2, forked below)
+
         new_userns = "user" in plan.new_ns
         if "user" in ns_fds:
             syscalls.setns(ns_fds.pop("user"), CLONE_NEWUSER, plan.join_ns["user"])
@@ -249,7 +258,9 @@ def _stage1(plan, ns_fds, channel):
 
 def _stage2(plan, channel):
     try:
-        plan.stage2(channel)
+        from minirun.init.stage2 import run
+
+        run(plan.stage2, channel)
         raise MinirunError("internal error: stage 2 returned")
     except BaseException as e:
         report_error(channel, e)

@@ -33,9 +33,11 @@ COMMON = {"minirun", "minirun.cli", "minirun.cli.fastpath", "minirun.log", "mini
           "minirun.frontend", "minirun.frontend.lookup"}
 CGROUPS = {"minirun.cgroups", "minirun.cgroups.common", "minirun.cgroups.v1",
            "minirun.cgroups.v2", "minirun.linux.signals"}
-INIT = {"minirun.init", "minirun.init.console", "minirun.init.process", "minirun.init.rootfs",
-        "minirun.init.devices", "minirun.init.mountopts", "minirun.linux.syscalls",
-        "minirun.linux.paths", "minirun.linux.caps", "minirun._linux", "minirun._linux.lib"}
+# create itself imports only what it runs before the fork; stage 2's code
+# (init/stage2.py and the rest of minirun/init) is imported by stage 1.
+SPAWN = {"minirun.init", "minirun.init.helper", "minirun.linux.syscalls", "minirun._linux",
+         "minirun.linux.capnames",
+         "minirun._linux.lib"}
 ALLOWED = {
     "state": COMMON | {"minirun.runtime.query"} | CGROUPS,
     "list": COMMON | {"minirun.runtime.query"} | CGROUPS,
@@ -43,7 +45,7 @@ ALLOWED = {
     "kill": COMMON | {"minirun.runtime.kill", "minirun.linux.signals"} | CGROUPS,
     "delete": COMMON | {"minirun.runtime.delete", "minirun.hooks", "minirun.linux.signals"}
     | CGROUPS,
-    "create": COMMON | CGROUPS | INIT | {
+    "create": COMMON | CGROUPS | SPAWN | {
         "minirun.runtime.create", "minirun.runtime.delete", "minirun.runtime.spawn",
         "minirun.runtime.channel", "minirun.hooks", "minirun.linux.signals", "minirun.spec",
         "minirun.spec_validate"},
@@ -51,10 +53,21 @@ ALLOWED = {
 
 # Runs argv through the CLI's entry point in this interpreter (started with
 # -S, as the installed launcher starts it) and writes sys.modules at exit.
+# The fast path leaves through os._exit (no atexit): the probe wraps it, and
+# only the process it started writes (stage 1, a fork, leaves that way too).
 PROBE = """
-import atexit, sys
+import atexit, os, sys
 out = sys.argv.pop(1)
-atexit.register(lambda: open(out, "w").write("\\n".join(sorted(sys.modules))))
+me = os.getpid()
+def dump():
+    if os.getpid() == me:
+        open(out, "w").write("\\n".join(sorted(sys.modules)))
+atexit.register(dump)
+real_exit = os._exit
+def _exit(code):
+    dump()
+    real_exit(code)
+os._exit = _exit
 {body}
 """
 
