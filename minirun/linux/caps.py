@@ -63,7 +63,7 @@ def set_dumpable(on):
 
 
 def set_child_subreaper():
-    prctl.set_child_subreaper(1)
+    syscalls.set_child_subreaper()
 
 
 def set_pdeathsig(sig):

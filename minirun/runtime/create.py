@@ -39,11 +39,15 @@ def connect_console(path):
 
 
 def create(root, container_id, bundle=".", pid_file=None, console_socket=None, no_pivot=False,
-           no_new_keyring=False, preserve_fds=0, console_sock=None, subreaper=False):
+           no_new_keyring=False, preserve_fds=0, console_sock=None, subreaper=False,
+           config=None):
     """Create the container; returns its (locked) Container.  On any failure
-    nothing is left behind: no process, cgroup or state directory."""
+    nothing is left behind: no process, cgroup or state directory.  `config`:
+    the bundle's config.json as spec.load_bundle_config returned it, when the
+    caller has read it already."""
     bundle = os.path.abspath(bundle)
-    config = spec.load_bundle_config(bundle)
+    if config is None:
+        config = spec.load_bundle_config(bundle)
     process = config.get("process") or {}
     rootfs = spec.rootfs_path(bundle, config)
     if not os.path.isdir(rootfs):

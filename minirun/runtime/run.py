@@ -29,7 +29,7 @@ def run(root, container_id, bundle=".", detach=False, pid_file=None, console_soc
     container = create(root, container_id, bundle, pid_file=pid_file,
                        console_socket=console_socket, no_pivot=no_pivot,
                        no_new_keyring=no_new_keyring, preserve_fds=preserve_fds,
-                       console_sock=console_child, subreaper=not detach)
+                       console_sock=console_child, subreaper=not detach, config=config)
     pid = container.pid
     container.close()
     if detach:

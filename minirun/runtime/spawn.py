@@ -106,9 +106,7 @@ def spawn(plan):
     ns_fds = _open_ns_files(plan.join_ns)
     parent_end, child_end = Channel.pair()
     if plan.subreaper:
-        from minirun.linux import caps
-
-        caps.set_child_subreaper()
+        syscalls.set_child_subreaper()
     sys.stdout.flush()
     sys.stderr.flush()
     step("fork", "", "stage 1: will enter the new namespaces", "fork(2)")
