@@ -23,7 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from minirun.image import manifest as mf
 from minirun.image import reference
-from minirun.image.registry import Client, Progress, RegistryError, TransientError
+from minirun.image.registry import Client, RegistryError, TransientError
+from minirun.image.transfer import Progress
 from minirun.image.store import Store
 
 CHUNK_SIZE = 32 << 20       # blobs larger than this go up in PATCH chunks of this size

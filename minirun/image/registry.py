@@ -29,8 +29,10 @@ import time
 from minirun import jsonio
 from minirun.errors import MinirunError
 from minirun.image import httpwire
+from minirun.image.credentials import (load_credentials, remove_credentials,  # noqa: F401
+                                        save_credentials)
 from minirun.image import manifest as mf
-from minirun.image import reference
+from minirun.image import reference, transfer
 from minirun.image.store import Store
 
 USER_AGENT = "minirun/0.1"
@@ -47,88 +49,6 @@ class RegistryError(MinirunError):
 
 class TransientError(RegistryError):
     """A failure worth retrying: connection trouble, 429, 5xx."""
-
-
-# --- credentials -------------------------------------------------------------------------
-
-def auth_file():
-    if os.environ.get("MINIRUN_AUTH_FILE"):
-        return os.environ["MINIRUN_AUTH_FILE"]
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
-    return os.path.join(base, "minirun", "auth.json")
-
-
-def _docker_config():
-    base = os.environ.get("DOCKER_CONFIG") or os.path.expanduser("~/.docker")
-    return os.path.join(base, "config.json")
-
-
-def _auth_keys(domain):
-    keys = [domain, f"https://{domain}", f"http://{domain}", f"https://{domain}/v1/",
-            f"https://{domain}/v2/"]
-    if domain == reference.DEFAULT_DOMAIN:
-        keys += ["https://index.docker.io/v1/", "index.docker.io", "registry-1.docker.io"]
-    return keys
-
-
-def load_credentials(domain):
-    """(username, password) for a registry, or None."""
-    for path in (auth_file(), _docker_config()):
-        try:
-            with open(path) as f:
-                auths = jsonio.load(f).get("auths", {})
-        except (OSError, ValueError, AttributeError):
-            continue
-        for key in _auth_keys(domain):
-            entry = auths.get(key)
-            if not entry:
-                continue
-            if entry.get("auth"):
-                import base64
-
-                try:
-                    user, _, pw = base64.b64decode(entry["auth"]).decode().partition(":")
-                except (ValueError, UnicodeDecodeError):
-                    continue
-                return user, pw
-            if entry.get("username"):
-                return entry["username"], entry.get("password", "")
-    return None
-
-
-def _edit_auth_file(change):
-    import fcntl
-    import json
-
-    path = auth_file()
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    with open(path + ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            with open(path) as f:
-                doc = json.load(f)
-        except (OSError, ValueError):
-            doc = {}
-        auths = doc.setdefault("auths", {})
-        result = change(auths)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=1)
-        os.rename(tmp, path)
-        return result
-
-
-def save_credentials(domain, username, password):
-    import base64
-
-    token = base64.b64encode(f"{username}:{password}".encode()).decode()
-    _edit_auth_file(lambda auths: auths.__setitem__(domain, {"auth": token}))
-
-
-def remove_credentials(domain):
-    return _edit_auth_file(lambda auths: any([auths.pop(k, None) is not None
-                                              for k in _auth_keys(domain)]))
 
 
 def parse_challenge(header):
@@ -453,47 +373,6 @@ class Client:
 
 # --- progress -----------------------------------------------------------------------------
 
-class Progress:
-    """One status line on stderr (only on a terminal)."""
-
-    def __init__(self, title, total, stream=sys.stderr):
-        self.title, self.total, self.done = title, total, 0
-        self.stream = stream
-        self.enabled = hasattr(stream, "isatty") and stream.isatty()
-        self._lock = _thread.allocate_lock()
-        self._last = 0.0
-
-    def add(self, n):
-        with self._lock:
-            self.done += n
-            now = time.monotonic()
-            if self.enabled and now - self._last > 0.1:
-                self._last = now
-                self._draw()
-
-    def _draw(self):
-        width = 30
-        frac = self.done / self.total if self.total else 1
-        bar = "#" * int(frac * width)
-        self.stream.write(f"\r{self.title} [{bar:<{width}}] {self.done / 1e6:6.1f}/"
-                          f"{self.total / 1e6:.1f} MB")
-        self.stream.flush()
-
-    def blob_done(self, what, digest, size):
-        """Without a terminal, one line per blob instead of a bar."""
-        if not self.enabled:
-            with self._lock:
-                self.stream.write(f"{self.title}: {what} {digest[:19]} {size / 1e6:.1f} MB done\n")
-                self.stream.flush()
-
-    def finish(self):
-        if self.enabled:
-            self.done = self.total
-            self._draw()
-            self.stream.write("\n")
-            self.stream.flush()
-
-
 # --- pull ---------------------------------------------------------------------------------
 
 def _verify_manifest(data, digest_expected, header_digest, what):
@@ -505,67 +384,6 @@ def _verify_manifest(data, digest_expected, header_digest, what):
         raise RegistryError(f"{what}: Docker-Content-Digest {header_digest} does not match "
                             f"the content ({digest})")
     return digest
-
-
-class _Cancelled:
-    """Set by the first download that fails: the others stop at their next chunk."""
-
-    def __init__(self):
-        self.flag = False
-
-    def set(self):
-        self.flag = True
-
-    def is_set(self):
-        return self.flag
-
-
-def _in_parallel(work, items, workers, cancelled):
-    """work(item) for each item, on `workers` threads (this one included);
-    raises the first real error in the items' order (not the "cancelled"
-    of the downloads it stopped).  Bare `_thread`: `threading` would import
-    functools and collections for a join."""
-    todo = list(enumerate(items))
-    errors = []
-    lock = _thread.allocate_lock()
-
-    def worker(done=None):
-        try:
-            while True:
-                with lock:
-                    if not todo:
-                        return
-                    i, item = todo.pop(0)
-                try:
-                    work(item)
-                except BaseException as e:  # ^C too: raised after the join
-                    with lock:
-                        errors.append((i, e))
-                        todo.clear()  # nothing new starts after a failure
-        finally:
-            if done is not None:
-                done.release()
-
-    finished = []
-    try:
-        for _ in range(workers - 1):
-            done = _thread.allocate_lock()
-            done.acquire()
-            _thread.start_new_thread(worker, (done,))
-            finished.append(done)
-        worker()
-        while finished:
-            finished[-1].acquire()  # the thread releases it on its way out
-            finished.pop()
-    except BaseException:  # ^C: the others stop at their next chunk and clean up
-        cancelled.set()
-        for done in finished:
-            done.acquire(timeout=_TIMEOUT)
-        raise
-    errors.sort(key=lambda pair: pair[0])
-    real = [e for _, e in errors if str(e) != "cancelled"]
-    if real or errors:
-        raise real[0] if real else errors[0][1]
 
 
 def pull(ref, store=None, insecure=False, platform=None, stream=sys.stderr, client=None):
@@ -599,9 +417,9 @@ def pull(ref, store=None, insecure=False, platform=None, stream=sys.stderr, clie
                                                     for layer in manifest["layers"]]
         missing = [(what, d) for what, d in blobs if not store.has_blob(d["digest"])]
         total = sum(d["size"] for _, d in missing)
-        progress = Progress(f"Pulling {ref.familiar}", total, stream)
+        progress = transfer.Progress(f"Pulling {ref.familiar}", total, stream)
         parallel = len(missing) > 1
-        cancelled = _Cancelled() if parallel else None
+        cancelled = transfer.Cancelled() if parallel else None
 
         def fetch(item):
             what, desc = item
@@ -625,8 +443,8 @@ def pull(ref, store=None, insecure=False, platform=None, stream=sys.stderr, clie
             # registry needs the CPU too): debian-like, 4 threads 72-93 ms,
             # 2 threads 68-81 ms in three interleaved runs.
             big = sum(d["size"] > _SMALL_BLOB for _, d in missing)
-            _in_parallel(fetch, sorted(missing, key=lambda item: -item[1]["size"]),
-                         max(2, min(_PARALLEL, big + 1)), cancelled)
+            transfer.in_parallel(fetch, sorted(missing, key=lambda item: -item[1]["size"]),
+                                 max(2, min(_PARALLEL, big + 1)), cancelled, _TIMEOUT)
         else:  # a single blob: over the connection the manifest came on
             for item in missing:
                 fetch(item)

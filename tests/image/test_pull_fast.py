@@ -13,6 +13,7 @@ from imagetest import need
 from registrytest import ENV, Registry, minirun, skopeo_push
 
 from minirun.cli import imagefast
+from minirun.image import transfer
 from minirun.image.store import Store
 from minirun_testlib import REPO
 
@@ -24,6 +25,7 @@ EXPENSIVE = {"click", "ssl", "_ssl", "json", "re", "enum", "threading", "http.cl
              "minirun.cli.image", "minirun.cli.fastpath"}
 MINIRUN = {"minirun", "minirun.cli", "minirun.cli.imagefast", "minirun.errors", "minirun.log",
            "minirun.jsonio", "minirun.image", "minirun.image.registry", "minirun.image.httpwire",
+           "minirun.image.transfer", "minirun.image.credentials",
            "minirun.image.store", "minirun.image.manifest", "minirun.image.reference"}
 
 # Runs the CLI's entry point in a fresh `python -S` (as the launcher does) and
@@ -153,10 +155,10 @@ def test_in_parallel_runs_everything_and_reports_the_first_real_error():
     from minirun.image import registry
 
     done = []
-    registry._in_parallel(done.append, list(range(10)), 3, registry._Cancelled())
+    transfer.in_parallel(done.append, list(range(10)), 3, transfer.Cancelled())
     assert sorted(done) == list(range(10))
 
-    cancelled = registry._Cancelled()
+    cancelled = transfer.Cancelled()
 
     def work(item):
         if item == "bad":
@@ -166,4 +168,4 @@ def test_in_parallel_runs_everything_and_reports_the_first_real_error():
             raise registry.RegistryError("cancelled")
 
     with pytest.raises(registry.RegistryError, match="digest mismatch"):
-        registry._in_parallel(work, ["bad", "a", "b", "c"], 2, cancelled)
+        transfer.in_parallel(work, ["bad", "a", "b", "c"], 2, cancelled)
