@@ -14,6 +14,7 @@ final execve, so the filter restricts only the user's program, not minirun.
 
     bpf, flags = compile_filter(config["linux"]["seccomp"])
     fd, flags = write_filter_fd(config["linux"]["seccomp"])   # for the helper
+    fd, flags = write_filter_fd(seccomp, cache_dir)   # compiled once per profile
 
 Semantics follow runc (libcontainer/seccomp, specconv.SetupSeccomp):
   * syscall names this libseccomp does not know are skipped (the profile may
@@ -443,7 +444,7 @@ def _section(audit_arch, body, enosys):
     return [_insn(_BPF_LD_W_ABS, _DATA_ARCH), _insn(_BPF_JEQ_K, audit_arch, 0, len(rest))] + rest
 
 
-def write_filter_fd(seccomp):
+def write_filter_fd(seccomp, cache_dir=None):
     """Compile and put the program in a sealed memfd for the exec helper.
 
     Returns (fd, flags), or (-1, 0) when there is nothing to load: exactly the
@@ -459,7 +460,12 @@ def write_filter_fd(seccomp):
     CAP_SYS_ADMIN cannot load it from the helper (runc loads the filter
     earlier in that case, while it still holds the capability).
     """
-    program, flags = compile_filter(seccomp)
+    if cache_dir:
+        from minirun.linux.seccomp_cache import cached_compile
+
+        program, flags = cached_compile(seccomp, cache_dir)
+    else:
+        program, flags = compile_filter(seccomp)
     if program is None:
         return -1, 0
     fd = os.memfd_create("minirun-seccomp", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)

@@ -62,7 +62,7 @@ def create(root, container_id, bundle=".", pid_file=None, console_socket=None, n
     if linux.get("seccomp"):
         from minirun.linux import seccomp as seccomp_mod
 
-        seccomp = seccomp_mod.write_filter_fd(linux["seccomp"])
+        seccomp = seccomp_mod.write_filter_fd(linux["seccomp"], os.path.join(root, ".seccomp"))
 
     container = Container.new(root, container_id)
     cgroup = None

@@ -97,7 +97,7 @@ def execute(root, container_id, process, *, detach=False, pid_file=None, console
     if linux.get("seccomp"):
         from minirun.linux import seccomp as seccomp_mod
 
-        seccomp = seccomp_mod.write_filter_fd(linux["seccomp"])
+        seccomp = seccomp_mod.write_filter_fd(linux["seccomp"], os.path.join(root, ".seccomp"))
         if seccomp[0] < 0:
             seccomp = None
     owned = []

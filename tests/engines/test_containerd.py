@@ -132,7 +132,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt"
     def states(self):
         """Containers minirun still has state for (under the shim's --root)."""
         try:
-            return os.listdir(os.path.join(self.runc_root, self.namespace))
+            # (a name starting with a dot is minirun's own, e.g. .seccomp: never an id)
+            return [n for n in os.listdir(os.path.join(self.runc_root, self.namespace)) if not n.startswith(".")]
         except FileNotFoundError:
             return []
 

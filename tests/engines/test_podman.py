@@ -117,7 +117,8 @@ runroot = "{d}/runroot"
     def states(self):
         """Containers minirun keeps state for (podman uses minirun's default root)."""
         try:
-            return os.listdir(self.sandbox.host_path(DEFAULT_ROOT))
+            # (a name starting with a dot is minirun's own, e.g. .seccomp: never an id)
+            return [n for n in os.listdir(self.sandbox.host_path(DEFAULT_ROOT)) if not n.startswith(".")]
         except FileNotFoundError:
             return []
 
