@@ -28,8 +28,8 @@ def kill(root, container_id, sig=signals.SIGTERM, all_processes=False):
             if all_processes:
                 return  # runc: kill --all of a stopped container succeeds (ctr task delete -f)
             raise ContainerNotRunning(container_id)
-        cgroup = container.cgroup()
-        if all_processes and cgroup is not None:
+        cgroup = container.cgroup() if all_processes else None
+        if cgroup is not None:
             cgroup.kill_all(sig)
             return
         try:
