@@ -168,6 +168,11 @@ def inner(args):
     if shutil.which("podman") and not args.no_podman:
         tools.append(Podman(base))
     names = [t.name for t in tools]
+    load = open("/proc/loadavg").read().split()[:3]
+    versions = [sh([t.cmd("--version")[0], "--version"], t.env).stdout.splitlines()[0]
+                for t in tools]
+    print(f"# {time.strftime('%Y-%m-%d %H:%M:%S')}  kernel {os.uname().release}  "
+          f"{os.cpu_count()} cpus  load {' '.join(load)}  " + "; ".join(versions))
     print("| measurement (ms, median of %d) | " % args.n + " | ".join(names)
           + "".join(f" | {names[0]}/{p}" for p in names[1:]) + " |")
     print("|" + "---|" * (1 + 2 * len(tools) - 1))
