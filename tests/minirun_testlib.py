@@ -77,8 +77,10 @@ class Runtime:
         return json.loads(self("state", cid).stdout)
 
     def ids(self):
+        """Container ids with state under the root (a dot-name, such as the
+        .seccomp cache, is the runtime's own and never an id)."""
         try:
-            return os.listdir(self.root)
+            return [n for n in os.listdir(self.root) if not n.startswith(".")]
         except FileNotFoundError:
             return []
 

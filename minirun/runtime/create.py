@@ -12,7 +12,6 @@ from minirun.init import InitArgs
 from minirun.init.helper import sealed_helper_fd
 from minirun.linux import proc
 from minirun import hooks
-from minirun.runtime.delete import mounts_at, release_host_mounts
 from minirun.runtime.spawn import SpawnPlan, kill_and_reap, spawn
 from minirun.runtime.state import CREATED, Container, now_rfc3339
 
@@ -74,6 +73,8 @@ def create(root, container_id, bundle=".", pid_file=None, console_socket=None, n
                               no_new_keyring=no_new_keyring)
         if "mount" not in namespaces:
             # Its mounts will live in our namespace, on a bind of the rootfs.
+            from minirun.runtime.delete import mounts_at
+
             container.data["host_mounts"] = {"path": rootfs, "below": mounts_at(rootfs)}
         container.save_config(config)
         os.mkfifo(container.fifo_path, 0o622)
@@ -146,6 +147,8 @@ def create(root, container_id, bundle=".", pid_file=None, console_socket=None, n
         if cgroup is not None:
             cgroup.kill_all(9)
             cgroup.destroy()
+        from minirun.runtime.delete import release_host_mounts
+
         release_host_mounts(container.data.get("host_mounts"))
         container.remove()
         container.close()

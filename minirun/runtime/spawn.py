@@ -36,9 +36,7 @@ import sys
 
 from minirun import errors
 from minirun.errors import ExecError, MinirunError
-from minirun.linux import syscalls
 from minirun.linux.signals import SIG_DFL, SIGINT, SIGKILL, set_handler
-from minirun.linux.syscalls import CLONE_NEWUSER, NAMESPACE_FLAGS
 from minirun.linux.trace import step
 from minirun.runtime.channel import Channel
 
@@ -106,6 +104,8 @@ def spawn(plan):
     ns_fds = _open_ns_files(plan.join_ns)
     parent_end, child_end = Channel.pair()
     if plan.subreaper:
+        from minirun.linux import syscalls
+
         syscalls.set_child_subreaper()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -214,7 +214,11 @@ def _stage1(plan, ns_fds, channel):
     code = 1
     try:
         set_handler(SIGINT, SIG_DFL)
+        # Stage 2's code and the C extension: imported here, while the runtime
+        # moves us into the cgroup (see the top); the runtime needs neither.
         from minirun.init import stage2  # noqa: F401  (for C2, forked below)
+        from minirun.linux import syscalls
+        from minirun.linux.syscalls import CLONE_NEWUSER, NAMESPACE_FLAGS
 
         new_userns = "user" in plan.new_ns
         if "user" in ns_fds:

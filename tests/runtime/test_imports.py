@@ -34,10 +34,9 @@ COMMON = {"minirun", "minirun.cli", "minirun.cli.fastpath", "minirun.log", "mini
 CGROUPS = {"minirun.cgroups", "minirun.cgroups.common", "minirun.cgroups.v1",
            "minirun.cgroups.v2", "minirun.linux.signals"}
 # create itself imports only what it runs before the fork; stage 2's code
-# (init/stage2.py and the rest of minirun/init) is imported by stage 1.
-SPAWN = {"minirun.init", "minirun.init.helper", "minirun.linux.syscalls", "minirun._linux",
-         "minirun.linux.capnames",
-         "minirun._linux.lib"}
+# (init/stage2.py, the rest of minirun/init, the C extension) is imported by
+# stage 1.
+SPAWN = {"minirun.init", "minirun.init.helper", "minirun.linux.capnames"}
 ALLOWED = {
     "state": COMMON | {"minirun.runtime.query"} | CGROUPS,
     "list": COMMON | {"minirun.runtime.query"} | CGROUPS,
@@ -46,7 +45,7 @@ ALLOWED = {
     "delete": COMMON | {"minirun.runtime.delete", "minirun.hooks", "minirun.linux.signals"}
     | CGROUPS,
     "create": COMMON | CGROUPS | SPAWN | {
-        "minirun.runtime.create", "minirun.runtime.delete", "minirun.runtime.spawn",
+        "minirun.runtime.create", "minirun.runtime.spawn",
         "minirun.runtime.channel", "minirun.hooks", "minirun.linux.signals", "minirun.spec",
         "minirun.spec_validate"},
 }
