@@ -25,7 +25,7 @@ EXPENSIVE = {"click", "ssl", "_ssl", "json", "re", "enum", "threading", "http.cl
              "minirun.cli.image", "minirun.cli.fastpath"}
 MINIRUN = {"minirun", "minirun.cli", "minirun.cli.imagefast", "minirun.errors", "minirun.log",
            "minirun.jsonio", "minirun.image", "minirun.image.registry", "minirun.image.httpwire",
-           "minirun.image.transfer", "minirun.image.credentials",
+           "minirun.image.transfer", "minirun.image.credentials", "minirun.image.blobwriter",
            "minirun.image.store", "minirun.image.manifest", "minirun.image.reference"}
 
 # Runs the CLI's entry point in a fresh `python -S` (as the launcher does) and
