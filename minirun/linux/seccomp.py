@@ -36,6 +36,7 @@ import os
 import struct
 
 from minirun.errors import ConfigError, MinirunError
+from minirun.linux import trace
 from minirun.linux.trace import step
 
 # Action values (seccomp.h SCMP_ACT_*; the kernel's SECCOMP_RET_*).
@@ -460,7 +461,7 @@ def write_filter_fd(seccomp, cache_dir=None):
     CAP_SYS_ADMIN cannot load it from the helper (runc loads the filter
     earlier in that case, while it still holds the capability).
     """
-    if cache_dir:
+    if cache_dir and not trace.enabled():  # a trace shows libseccomp at work, every time
         from minirun.linux.seccomp_cache import cached_compile
 
         program, flags = cached_compile(seccomp, cache_dir)

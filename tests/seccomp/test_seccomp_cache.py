@@ -96,3 +96,21 @@ def test_write_filter_fd_with_a_cache_seals_the_same_program(tmp_path):
         finally:
             os.close(fd)
         assert (program, flags) == seccomp.compile_filter(DOCKER_SHAPED)
+
+
+def test_a_trace_always_compiles(tmp_path, monkeypatch):
+    """--trace shows libseccomp's work every time (and the tour stays the same)."""
+    import io
+
+    from minirun.linux import trace
+
+    cache = str(tmp_path / "cache")
+    fd, _ = seccomp.write_filter_fd(BLOCK_MKDIR, cache)  # now cached
+    os.close(fd)
+    out = io.StringIO()
+    monkeypatch.setattr(trace, "_out", out)  # what trace.enable(out) sets, undone afterwards
+    monkeypatch.setattr(trace, "_fd", None)
+    fd, _ = seccomp.write_filter_fd(BLOCK_MKDIR, cache)
+    os.close(fd)
+    assert "seccomp compiled default=SCMP_ACT_ALLOW" in out.getvalue()
+    assert "from " + cache not in out.getvalue()
