@@ -27,6 +27,9 @@ def minirun_session(busybox_layout):
         m("load", "-i", busybox_layout, "--name", BASE)
         yield m
     finally:
+        from minirun import network
+
+        network.purge(m.root)  # RUN steps' default network: its bridge and nftables table
         shutil.rmtree(base, ignore_errors=True)
 
 
