@@ -11,6 +11,8 @@ also produces the error messages.
 import os
 import sys
 
+from minirun.cli.fastcommon import leave, take_options
+
 # global options taking a value -> keyword; global flags that are accepted
 GLOBAL_VALUES = {"--root": "root", "--log": "log_file", "--log-format": "log_format"}
 GLOBAL_FLAGS = {"--debug": "debug", "--systemd-cgroup": None, "--trace": "trace"}
@@ -34,37 +36,16 @@ VERBS = {
 }
 
 
-def _options(args, values, flags, out):
-    """Consume leading options; returns the rest, or None if one is unknown."""
-    i = 0
-    while i < len(args) and args[i].startswith("-") and args[i] != "-":
-        name, eq, value = args[i].partition("=")
-        if name in values:
-            if not eq:
-                i += 1
-                if i >= len(args):
-                    return None
-                value = args[i]
-            out[values[name]] = value
-        elif name in flags and not eq:
-            if flags[name]:
-                out[flags[name]] = True
-        else:
-            return None
-        i += 1
-    return args[i:]
-
-
 def parse(args):
     """-> (verb, global options, verb options) or None to defer to click."""
     glob = {}
-    rest = _options(args, GLOBAL_VALUES, GLOBAL_FLAGS, glob)
+    rest = take_options(args, GLOBAL_VALUES, GLOBAL_FLAGS, glob)
     if not rest or rest[0] not in VERBS:
         return None
     verb = rest[0]
     positional, values, flags = VERBS[verb]
     opts = {}
-    rest = _options(rest[1:], values, flags, opts)
+    rest = take_options(rest[1:], values, flags, opts)
     if rest is None:
         return None
     required = [p for p in positional if not p.endswith("?")]
@@ -117,17 +98,9 @@ def try_run(args):
     root = glob.get("root", "/run/minirun")
     try:
         status = guarded(lambda: _call(verb, root, opts)) or 0
-    except SystemExit as e:
-        status = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
-    # Out without the interpreter's teardown (freeing every module and
-    # object one by one costs ~2 ms): nothing is left to flush but stdio, and
-    # the kernel releases our locks and fds.
-    try:
-        sys.stdout.flush()
-    except OSError:
-        status = status or 1
-    sys.stderr.flush()
-    os._exit(status)
+    except SystemExit as e:  # guarded(): an error, already printed
+        status = e.code
+    leave(status)
 
 
 def _call(verb, root, opts):

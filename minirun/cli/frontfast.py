@@ -16,7 +16,8 @@ the test until it is listed here or excluded) and that both paths give the
 same keywords, RunOptions and output for a set of command lines.
 """
 import os
-import sys
+
+from minirun.cli.fastcommon import leave, take_options
 
 # global options before the verb: value options, flags
 GLOBAL_VALUES = {"--root": "root"}
@@ -124,24 +125,10 @@ def _set(out, entry, value):
 def parse(args):
     """-> (verb, global options, keywords) or None to defer to click."""
     glob = {}
-    i = 0
-    while i < len(args) and args[i].startswith("-"):
-        name, eq, value = args[i].partition("=")
-        if name in GLOBAL_VALUES:
-            if not eq:
-                i += 1
-                if i >= len(args):
-                    return None
-                value = args[i]
-            glob[GLOBAL_VALUES[name]] = value
-        elif name in GLOBAL_FLAGS and not eq:
-            glob[GLOBAL_FLAGS[name]] = True
-        else:
-            return None
-        i += 1
-    if i >= len(args) or os.environ.get("MINIRUN_TRACE"):  # click's --trace envvar
+    rest = take_options(args, GLOBAL_VALUES, GLOBAL_FLAGS, glob)
+    if not rest or os.environ.get("MINIRUN_TRACE"):  # click's --trace envvar
         return None
-    verb, rest = args[i], args[i + 1:]
+    verb, rest = rest[0], rest[1:]
     if verb == "ps":
         kw = {}
         rest = _parse_options(rest, PS_OPTIONS, kw)
@@ -181,23 +168,7 @@ def try_run(args):
         status = guarded(lambda: _call(verb, glob.get("root", "/run/minirun"), kw)) or 0
     except SystemExit as e:  # run's exit status (the container's), or guarded's
         status = e.code
-    _exit(status)
-
-
-def _exit(status):
-    """Exit without the interpreter's teardown of every module imported (~10 ms
-    for `run`), once the output is out, unless something registered an atexit
-    handler (then, and for a non-numeric status, the ordinary sys.exit)."""
-    import atexit
-
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except OSError:
-        sys.exit(status)
-    if isinstance(status, int) and atexit._ncallbacks() == 0:
-        os._exit(status)
-    sys.exit(status)
+    leave(status)
 
 
 def _call(verb, root, kw):

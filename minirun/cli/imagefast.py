@@ -17,6 +17,8 @@ messages.
 import os
 import sys
 
+from minirun.cli.fastcommon import leave, take_options
+
 
 class PullOptions:
     """What `minirun pull` was asked to do (click's and the fast parser's result)."""
@@ -139,24 +141,10 @@ def parse(args):
         return None
     kind, positional, values, flags, required = VERBS[args[0]]
     found = {}
-    i = 1
-    while i < len(args) and args[i].startswith("-"):
-        name, eq, value = args[i].partition("=")
-        if name in values:
-            if not eq:
-                i += 1
-                if i >= len(args):
-                    return None
-                value = args[i]
-            found[values[name]] = value
-        elif name in flags and not eq:
-            found[flags[name]] = True
-        else:
-            return None
-        i += 1
-    if len(args) != i + 1 or any(r not in found for r in required):
+    rest = take_options(args[1:], values, flags, found)
+    if rest is None or len(rest) != 1 or any(r not in found for r in required):
         return None
-    return kind(args[i], **found)
+    return kind(rest[0], **found)
 
 
 def try_run(args):
@@ -181,18 +169,6 @@ def try_run(args):
         status = 0
     except SystemExit as e:  # guarded(): an error, already printed
         status = e.code
-    # Everything is on disk and printed: skip the interpreter's teardown of
-    # modules and of the download threads' connections (~10 ms after a
-    # multi-layer pull, a sixth of it), unless something registered an
-    # atexit handler.  (No thread is left running: pull and unpack join
-    # theirs before they return, even on errors.)
-    import atexit
-
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except OSError:
-        sys.exit(status)
-    if isinstance(status, int) and atexit._ncallbacks() == 0:
-        os._exit(status)
-    sys.exit(status)
+    # Everything is on disk and printed (pull and unpack join their threads
+    # before they return, even on errors).
+    leave(status)

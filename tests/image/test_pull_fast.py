@@ -23,7 +23,8 @@ EXPENSIVE = {"click", "ssl", "_ssl", "json", "re", "enum", "threading", "http.cl
              "contextlib", "datetime", "shutil", "base64", "typing", "importlib", "warnings",
              "minirun.cli.app",
              "minirun.cli.image", "minirun.cli.fastpath"}
-MINIRUN = {"minirun", "minirun.cli", "minirun.cli.imagefast", "minirun.errors", "minirun.log",
+MINIRUN = {"minirun", "minirun.cli", "minirun.cli.imagefast", "minirun.cli.fastcommon",
+           "minirun.errors", "minirun.log",
            "minirun.jsonio", "minirun.image", "minirun.image.registry", "minirun.image.httpwire",
            "minirun.image.transfer", "minirun.image.credentials", "minirun.image.blobwriter",
            "minirun.image.store", "minirun.image.manifest", "minirun.image.reference"}

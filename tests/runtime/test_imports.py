@@ -26,7 +26,8 @@ EXPENSIVE = {"json", "re", "enum", "signal", "datetime", "functools", "collectio
              "click", "pyroute2", "yaml", "_distutils_hack", "site", "math", "uuid",
              "hashlib", "threading", "logging"}
 
-COMMON = {"minirun", "minirun.cli", "minirun.cli.fastpath", "minirun.log", "minirun.errors",
+COMMON = {"minirun", "minirun.cli", "minirun.cli.fastpath", "minirun.cli.fastcommon",
+          "minirun.log", "minirun.errors",
           "minirun.jsonio", "minirun.runtime", "minirun.linux", "minirun.linux.trace",
           "minirun.linux.proc", "minirun.runtime.state",
           # start/kill/delete first ask whether the id is a front-end container's
