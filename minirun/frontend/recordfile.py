@@ -13,6 +13,7 @@ import os
 import time
 
 from minirun import jsonio
+from minirun.flock import Flock
 
 RECORD = "container.json"
 LOCK = "lock"
@@ -34,29 +35,12 @@ def write(directory, data):
     os.replace(tmp, os.path.join(directory, RECORD))
 
 
-class locked:
+class locked(Flock):
     """Hold the record's lock (FileNotFoundError if the container is gone):
-    `with locked(d): ...`.  A class, not contextlib's decorator: contextlib
-    pulls in collections and functools, which `ps` would pay for."""
+    `with locked(d): ...`."""
 
     def __init__(self, directory):
-        self.directory = directory
-        self.fd = None
-
-    def __enter__(self):
-        fd = os.open(os.path.join(self.directory, LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
-                     0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except BaseException:
-            os.close(fd)
-            raise
-        self.fd = fd
-
-    def __exit__(self, *exc):
-        os.close(self.fd)
-        self.fd = None
-        return False
+        super().__init__(os.path.join(directory, LOCK))
 
 
 class update:

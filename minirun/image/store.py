@@ -31,6 +31,7 @@ from minirun.errors import MinirunError
 from minirun.image import manifest as mf
 from minirun.image import reference
 from minirun.image.blobwriter import BlobWriter
+from minirun.flock import Flock
 
 DEFAULT_ROOT = "/var/lib/minirun"
 ENV_VAR = "MINIRUN_STORE"
@@ -57,29 +58,6 @@ def default_root():
 
 def _now():
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-class _Flock:
-    """flock(2) on locks/<name> for the time of a with-block."""
-
-    def __init__(self, locks_dir, name, mode):
-        self.locks_dir, self.name, self.mode = locks_dir, name, mode
-        self.fd = None
-
-    def __enter__(self):
-        os.makedirs(self.locks_dir, mode=0o700, exist_ok=True)
-        fd = os.open(os.path.join(self.locks_dir, self.name),
-                     os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, self.mode)
-        except BaseException:
-            os.close(fd)
-            raise
-        self.fd = fd
-
-    def __exit__(self, *exc):
-        os.close(self.fd)
-        self.fd = None
 
 
 class _Editing:
@@ -134,7 +112,8 @@ class Store:
 
     # locks
     def _flock(self, name, mode):
-        return _Flock(self.path("locks"), name, mode)
+        os.makedirs(self.path("locks"), mode=0o700, exist_ok=True)
+        return Flock(self.path("locks", name), mode)
 
     def shared(self):
         """Held while adding to the store (pull, load, unpack): gc waits."""

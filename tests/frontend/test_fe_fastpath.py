@@ -222,7 +222,7 @@ PS_EXPENSIVE = {"click", "json", "re", "enum", "signal", "datetime", "typing", "
                 "minirun.frontend.control", "minirun.frontend.client", "minirun.image",
                 "minirun.network"}
 PS_MODULES = {"minirun", "minirun.cli", "minirun.cli.fastpath", "minirun.cli.frontfast",
-              "minirun.cli.fastcommon",
+              "minirun.cli.fastcommon", "minirun.flock",
               "minirun.cli.dockercalls", "minirun.errors", "minirun.log", "minirun.jsonio",
               "minirun.frontend", "minirun.frontend.listing", "minirun.frontend.lookup",
               "minirun.frontend.recordfile", "minirun.frontend.records",
@@ -243,6 +243,7 @@ RUN_EXPENSIVE = {"click", "pyroute2", "yaml", "http", "http.client", "ssl", "url
 # All that `run -d` imports when the monitor's forkserver creates the container.
 RUN_DETACHED_MODULES = {
     "minirun", "minirun.cli", "minirun.cli.fastpath", "minirun.cli.frontfast", "minirun.cli.fastcommon",
+    "minirun.flock",
     "minirun.cli.dockercalls", "minirun.errors", "minirun.log", "minirun.jsonio",
     "minirun.linux", "minirun.linux.signals", "minirun.linux.trace", "minirun.frontend",
     "minirun.frontend.client", "minirun.frontend.control", "minirun.frontend.events",

@@ -24,7 +24,7 @@ EXPENSIVE = {"click", "ssl", "_ssl", "json", "re", "enum", "threading", "http.cl
              "minirun.cli.app",
              "minirun.cli.image", "minirun.cli.fastpath"}
 MINIRUN = {"minirun", "minirun.cli", "minirun.cli.imagefast", "minirun.cli.fastcommon",
-           "minirun.errors", "minirun.log",
+           "minirun.errors", "minirun.log", "minirun.flock",
            "minirun.jsonio", "minirun.image", "minirun.image.registry", "minirun.image.httpwire",
            "minirun.image.transfer", "minirun.image.credentials", "minirun.image.blobwriter",
            "minirun.image.store", "minirun.image.manifest", "minirun.image.reference"}
